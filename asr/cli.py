@@ -19,7 +19,9 @@ COMMANDS = ("prepare", "data", "features", "train", "decode", "score")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="asr", description="BiLSTM-CTC speech recognition toolkit")
+    parser = argparse.ArgumentParser(
+        prog="asr", description="BiLSTM-CTC speech recognition toolkit"
+    )
     parser.add_argument("--version", action="version", version=f"asr {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

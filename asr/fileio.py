@@ -13,7 +13,9 @@ from asr.errors import DataDirError
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
+def atomic_write(
+    path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8"
+) -> Iterator[IO]:
     """Open a temporary file beside ``path`` and rename it over ``path`` only on success.
 
     A crash or an exception inside the ``with`` block leaves the old file (or no file) in place,

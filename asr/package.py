@@ -66,7 +66,9 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a corrupt or unsafe file
-        raise PackageError(f"{path}: not a loadable model file ({exc.__class__.__name__})") from None
+        raise PackageError(
+            f"{path}: not a loadable model file ({exc.__class__.__name__})"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != PACKAGE_FORMAT:
         raise PackageError(f"{path}: not an asr model package")
     version = payload.get("version")

@@ -1,0 +1,46 @@
+"""``asr decode``: greedy CTC decoding of a feature data directory with a model package."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+log = logging.getLogger("asr.decode")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "decode",
+        help="decode a data directory's features into a Kaldi text file of hypotheses",
+        description="Run MODEL (a package written by 'asr train') over DATA_DIR/feats.scp and "
+        "write OUT_DIR/text with one hypothesis per utterance (greedy CTC best path).",
+    )
+    parser.add_argument("model", metavar="MODEL", help="model package, e.g. exp/blstm/final.pt")
+    parser.add_argument("data_dir", metavar="DATA_DIR", help="data directory with feats.scp")
+    parser.add_argument("out_dir", metavar="OUT_DIR", help="where to write text")
+    parser.add_argument(
+        "--batch-frames", type=int, default=20000, help="padded frames per batch (default 20000)"
+    )
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from asr.inference import decode_datadir
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    summary = decode_datadir(
+        args.model, args.data_dir, args.out_dir, batch_frames=args.batch_frames, device=args.device
+    )
+    log.info(
+        "decoded %d utterances into %s/text, %d failed; real-time factor %.4f",
+        summary.decoded,
+        args.out_dir,
+        len(summary.failed),
+        summary.real_time_factor,
+    )
+    return 1 if summary.failed else 0

@@ -1,0 +1,59 @@
+"""``asr train``: train a CTC acoustic model from feature data directories."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train a CTC model",
+        description=(
+            "Train a BiLSTM-CTC model on the features of TRAIN_DIR (from 'asr features'), "
+            "validating on DEV_DIR each epoch. Writes EXP_DIR/final.pt (the model package of "
+            "the best dev-loss epoch), checkpoint.pt, epoch-N.pt, tokens.txt, train.log, "
+            "history.tsv and curves.png."
+        ),
+    )
+    parser.add_argument("--config", required=True, help="training YAML (model: and training:)")
+    parser.add_argument("--train-dir", required=True, help="training data dir with feats.scp")
+    parser.add_argument("--dev-dir", required=True, help="dev data dir with feats.scp")
+    parser.add_argument("--exp-dir", required=True, help="output directory")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from EXP_DIR/checkpoint.pt (starts fresh when there is none)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help=f"CPU threads for torch (default: all cores, {os.cpu_count()})",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from asr.errors import ConfigError
+    from asr.train import train
+
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads {args.threads}: must be at least 1")
+    summary = train(
+        args.config,
+        args.train_dir,
+        args.dev_dir,
+        args.exp_dir,
+        resume=args.resume,
+        seed=args.seed,
+        device=args.device,
+        threads=args.threads,
+        progress=not args.no_progress,
+    )
+    print(summary.line())
+    return 0

@@ -1,0 +1,137 @@
+"""Run a trained model package over a feature data directory and write hypotheses.
+
+This is the ``decode`` arrow of the data flow: ``feats.scp`` (normalized exactly as in training)
+goes through the network in length-sorted batches, and greedy CTC decoding turns the
+log-posteriors into a Kaldi ``text`` file of hypotheses.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from asr.dataset import FeatureSet, make_batches
+from asr.decode import greedy_decode
+from asr.errors import AsrError, DataDirError
+from asr.fileio import atomic_write
+from asr.model import AcousticModel, ModelConfig
+from asr.package import ModelPackage, load_package
+from asr.tokens import SPACE, TokenList
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedModel:
+    """A package made ready to run: the network in eval mode and its token list."""
+
+    package: ModelPackage
+    model: AcousticModel
+    tokens: TokenList
+    device: torch.device
+
+
+def load_model(path: str | os.PathLike, device: str = "cpu") -> LoadedModel:
+    """Load a model package (safely: weights_only) into an eval-mode network on ``device``."""
+    package = load_package(path)
+    config = ModelConfig.from_dict(package.model_config, source=str(path))
+    model = AcousticModel(config)
+    try:
+        model.load_state_dict(package.state_dict)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise AsrError(f"{path}: weights do not match the model config ({first})") from None
+    torch_device = torch.device(device)
+    model.to(torch_device).eval()
+    unit = "char" if SPACE in package.tokens else "word"
+    return LoadedModel(package, model, TokenList(package.tokens, unit=unit), torch_device)
+
+
+@dataclass
+class DecodeSummary:
+    """What a decoding run did, for the log line at its end."""
+
+    decoded: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+    audio_seconds: float = 0.0
+    compute_seconds: float = 0.0
+
+    @property
+    def real_time_factor(self) -> float:
+        return self.compute_seconds / self.audio_seconds if self.audio_seconds else 0.0
+
+
+def _check_features_match(loaded: LoadedModel, features: FeatureSet, model_path: Path) -> None:
+    trained = loaded.package.feature_config
+    if trained and trained != features.config_dict:
+        changed = sorted(
+            key
+            for key in set(trained) | set(features.config_dict)
+            if trained.get(key) != features.config_dict.get(key)
+        )
+        raise DataDirError(
+            f"{features.data_dir / 'feats.yaml'}: features differ from those {model_path} was "
+            f"trained on (in {', '.join(changed)}); recompute them with the model's feature config"
+        )
+
+
+def decode_datadir(
+    model_path: str | os.PathLike,
+    data_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    batch_frames: int = 20000,
+    device: str = "cpu",
+) -> DecodeSummary:
+    """Greedy-decode every utterance of ``data_dir`` into ``out_dir/text``.
+
+    An utterance whose features cannot be read is logged, skipped and counted; the text file is
+    written atomically once all batches are done, so an interrupted run leaves no partial file.
+    """
+    model_path = Path(model_path)
+    loaded = load_model(model_path, device)
+    # Global CMVN must use the training set's statistics, which the package carries.
+    features = FeatureSet(data_dir, global_stats=loaded.package.cmvn_stats)
+    _check_features_match(loaded, features, model_path)
+    frame_shift = float(features.config.options.get("frame_shift", 10.0)) / 1000.0
+
+    summary = DecodeSummary()
+    hypotheses: dict[str, str] = {}
+    batches = make_batches(features.num_frames, batch_frames)
+    progress = tqdm(total=len(features), desc=f"decode {Path(data_dir).name}", unit="utt")
+    for batch in batches:
+        mats: list[torch.Tensor] = []
+        ids: list[str] = []
+        for utt in batch:
+            try:
+                mats.append(features[utt])
+                ids.append(utt)
+            except AsrError as exc:
+                log.warning("%s", exc)
+                summary.failed[utt] = str(exc)
+        progress.update(len(batch))
+        if not mats:
+            continue
+        start = time.perf_counter()
+        lengths = torch.tensor([m.shape[0] for m in mats], dtype=torch.long)
+        padded = torch.nn.utils.rnn.pad_sequence(mats, batch_first=True).to(loaded.device)
+        with torch.inference_mode():
+            log_probs, out_lengths = loaded.model(padded, lengths.to(loaded.device))
+        for utt, token_ids in zip(ids, greedy_decode(log_probs, out_lengths), strict=True):
+            hypotheses[utt] = loaded.tokens.decode(token_ids)
+        summary.compute_seconds += time.perf_counter() - start
+        summary.audio_seconds += float(lengths.sum()) * frame_shift
+        summary.decoded += len(ids)
+    progress.close()
+
+    out = Path(out_dir)
+    with atomic_write(out / "text") as handle:
+        for utt in sorted(hypotheses):
+            text = hypotheses[utt]
+            handle.write(f"{utt} {text}\n" if text else f"{utt}\n")
+    return summary

@@ -1,0 +1,318 @@
+"""The acoustic model: frame stacking, a stack of recurrent layers and a linear CTC output.
+
+The network maps features (B, T, D) to CTC log-posteriors (B, T', V) with the blank at index 0:
+
+1. **Frame stacking / subsampling** (EESEN ``--stack``/``--skip``, Sak et al. 2015 "low frame
+   rate"): output frame ``j`` of an utterance of length ``L`` is the concatenation of input frames
+   ``min(j*skip + i, L - 1)`` for ``i = 0 .. stack-1`` (a window looking *forward*, padded at the
+   end of the utterance by repeating its last frame), for ``j = 0 .. ceil(L / skip) - 1``. So
+   ``T' = ceil(L / skip)`` and the input dimension of the first layer is ``stack * D``. The
+   clamp uses each utterance's own length, never the batch's padding.
+2. ``num_layers`` recurrent layers of ``hidden_size`` cells per direction. The cell is ``lstm``
+   (default), ``gru`` or ``rnn`` (tanh), and the layers are bidirectional or forward-only.
+   ``projection_size > 0`` adds a projection: for ``lstm`` it is the recurrent projection of Sak
+   et al. 2014 (``nn.LSTM(proj_size=P)``: the P-dim projected state is both the layer output and
+   the recurrent input); ``gru`` and ``rnn`` have no recurrent projection, so each of their
+   layers ends with a non-recurrent linear map (no nonlinearity) from ``directions * H`` to
+   ``directions * P``. Either way a layer outputs ``directions * P`` values per frame.
+   ``dropout`` is applied to the output of every layer but the last, as ``nn.LSTM`` does.
+3. A linear layer to ``num_tokens`` outputs and a log-softmax.
+
+**Exact results for padded batches, without packing.** A bidirectional ``nn.LSTM`` run over a
+zero-padded batch starts its backward direction in the padding, so a short utterance's output
+would depend on what else is in its batch. ``pack_padded_sequence`` fixes that but was measured
+about 6x slower on CPU. Instead each layer runs two unidirectional RNNs on the padded batch: the
+forward one on the batch as it is (padding comes after the valid frames, so it cannot reach
+them), the backward one on each utterance reversed *within its own length* (a gather with index
+``L - 1 - t`` for ``t < L``, ``t`` in the padding), whose outputs are put back in time order with
+the same gather (the index is its own inverse). Each utterance's outputs at its valid frames are
+thus exactly what it gets alone. On CPU a fused bidirectional ``nn.LSTM`` runs its two directions
+one after the other anyway, so the cost is about the same (see ``bench/bench_train_step.py``); on
+CUDA each unidirectional ``nn.LSTM`` call runs cuDNN's kernel. Outputs beyond ``out_lengths`` are
+undefined and must be ignored (the CTC loss and the decoders do).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+import yaml
+from torch import nn
+
+from asr.errors import ConfigError
+
+CELL_TYPES = ("lstm", "gru", "rnn")
+BLANK = 0
+
+_RNN_CLASSES: dict[str, type[nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+
+
+@dataclass
+class ModelConfig:
+    """Hyperparameters of :class:`AcousticModel` (see the module docstring for their meaning)."""
+
+    input_dim: int
+    num_tokens: int
+    cell: str = "lstm"
+    num_layers: int = 4
+    hidden_size: int = 320
+    bidirectional: bool = True
+    projection_size: int = 0
+    dropout: float = 0.0
+    stack: int = 1
+    skip: int = 1
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self, source: str = "model config") -> None:
+        """Raise ConfigError (one line, naming ``source``) for a value the model cannot use."""
+        for name in (
+            "input_dim",
+            "num_tokens",
+            "num_layers",
+            "hidden_size",
+            "projection_size",
+            "stack",
+            "skip",
+        ):
+            value = getattr(self, name)
+            # bool is an int subclass; "yes" in a YAML file must not become 1 layer
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ConfigError(f"{source}: {name} must be an integer, got {value!r}")
+        minimum = {"input_dim": 1, "num_tokens": 2, "num_layers": 1, "hidden_size": 1}
+        minimum.update({"projection_size": 0, "stack": 1, "skip": 1})
+        for name, low in minimum.items():
+            if getattr(self, name) < low:
+                raise ConfigError(f"{source}: {name} must be >= {low}, got {getattr(self, name)}")
+        if self.cell not in CELL_TYPES:
+            raise ConfigError(
+                f"{source}: cell must be one of {', '.join(CELL_TYPES)}, got {self.cell!r}"
+            )
+        if not isinstance(self.bidirectional, bool):
+            raise ConfigError(
+                f"{source}: bidirectional must be true or false, got {self.bidirectional!r}"
+            )
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, int | float):
+            raise ConfigError(f"{source}: dropout must be a number, got {self.dropout!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"{source}: dropout must be in [0, 1), got {self.dropout}")
+        if self.cell == "lstm" and self.projection_size >= self.hidden_size:
+            # nn.LSTM refuses proj_size >= hidden_size; say so in config terms
+            raise ConfigError(
+                f"{source}: projection_size ({self.projection_size}) must be smaller than "
+                f"hidden_size ({self.hidden_size}) for lstm"
+            )
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "model config") -> ModelConfig:
+        """Build from a dict (e.g. a YAML ``model:`` section); unknown keys raise ConfigError."""
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: expected a mapping, got {type(values).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(
+                f"{source}: unknown model option(s) {', '.join(map(str, unknown))} "
+                f"(known: {', '.join(sorted(known))})"
+            )
+        missing = [name for name in ("input_dim", "num_tokens") if name not in values]
+        if missing:
+            raise ConfigError(f"{source}: missing {', '.join(missing)}")
+        config = cls.__new__(cls)
+        for f in fields(cls):
+            setattr(config, f.name, values.get(f.name, f.default))
+        config.validate(source)
+        return config
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def layer_output_size(self) -> int:
+        """Values per frame that each recurrent layer outputs (all directions together)."""
+        return self.directions * (self.projection_size or self.hidden_size)
+
+
+def load_model_config(
+    path: str | os.PathLike, input_dim: int, num_tokens: int, section: str | None = "model"
+) -> ModelConfig:
+    """Read a YAML file's ``model:`` section (or the whole file when it has none).
+
+    ``input_dim`` and ``num_tokens`` come from the data, not the file; the file may not set them.
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document = yaml.safe_load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(error).split())})") from None
+    document = document or {}
+    if not isinstance(document, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    values = document.get(section, document) if section else document
+    values = dict(values or {}) if isinstance(values, dict) else values
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: '{section}' must be a mapping")
+    for name in ("input_dim", "num_tokens"):
+        if name in values:
+            raise ConfigError(f"{path}: {name} is taken from the data; remove it from the file")
+    values.update(input_dim=input_dim, num_tokens=num_tokens)
+    return ModelConfig.from_dict(values, source=str(path))
+
+
+def output_lengths(lengths: torch.Tensor, skip: int) -> torch.Tensor:
+    """Frames out of the stacking step: ``ceil(L / skip)`` per utterance."""
+    return torch.div(lengths + (skip - 1), skip, rounding_mode="floor")
+
+
+def stack_frames(
+    feats: torch.Tensor, lengths: torch.Tensor, stack: int, skip: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack and subsample (B, T, D) -> time-major (ceil(T/skip), B, stack*D), and lengths.
+
+    Output frame j of utterance b holds input frames ``min(j*skip + i, L_b - 1)``, i < stack.
+    """
+    batch, frames, dim = feats.shape
+    out_lengths = output_lengths(lengths, skip)
+    if stack == 1 and skip == 1:
+        return feats.transpose(0, 1), out_lengths
+    out_frames = -(-frames // skip)
+    device = feats.device
+    starts = torch.arange(out_frames, device=device) * skip
+    offsets = torch.arange(stack, device=device)
+    window = starts[:, None, None] + offsets[None, None, :]  # (T', 1, stack)
+    last = (lengths.to(device) - 1).clamp(min=0)[None, :, None]  # (1, B, 1)
+    index = torch.minimum(window, last)  # (T', B, stack)
+    rows = torch.arange(batch, device=device)[None, :, None]
+    stacked = feats[rows, index]  # (T', B, stack, D)
+    return stacked.reshape(out_frames, batch, stack * dim), out_lengths
+
+
+def reversal_index(lengths: torch.Tensor, frames: int) -> torch.Tensor | None:
+    """Time index (T, B) reversing each sequence within its length; None if all are full length.
+
+    Entry (t, b) is ``L_b - 1 - t`` for ``t < L_b`` and ``t`` in the padding, so applying it
+    twice is the identity.
+    """
+    if bool((lengths == frames).all()):
+        return None  # a plain flip does it, and is cheaper than a gather
+    time = torch.arange(frames, device=lengths.device)[:, None]
+    lengths = lengths.to(time.device)[None, :]
+    return torch.where(time < lengths, lengths - 1 - time, time)
+
+
+def _reverse(x: torch.Tensor, index: torch.Tensor | None) -> torch.Tensor:
+    if index is None:
+        return x.flip(0)
+    return x.gather(0, index[:, :, None].expand(-1, -1, x.shape[2]))
+
+
+class RecurrentLayer(nn.Module):
+    """One layer: a forward RNN and optionally a backward RNN, time-major (T, B, D) in and out."""
+
+    def __init__(
+        self, input_size: int, cell: str, hidden_size: int, bidirectional: bool, projection: int
+    ) -> None:
+        super().__init__()
+        rnn_class = _RNN_CLASSES[cell]
+        kwargs: dict[str, Any] = {}
+        if cell == "lstm" and projection:
+            kwargs["proj_size"] = projection
+        self.fwd = rnn_class(input_size, hidden_size, **kwargs)
+        self.bwd = rnn_class(input_size, hidden_size, **kwargs) if bidirectional else None
+        directions = 2 if bidirectional else 1
+        self.proj = (
+            nn.Linear(directions * hidden_size, directions * projection)
+            if cell != "lstm" and projection
+            else None
+        )
+
+    def forward(self, x: torch.Tensor, reverse_index: torch.Tensor | None) -> torch.Tensor:
+        out, _ = self.fwd(x)
+        if self.bwd is not None:
+            back, _ = self.bwd(_reverse(x, reverse_index))
+            out = torch.cat([out, _reverse(back, reverse_index)], dim=2)
+        if self.proj is not None:
+            out = self.proj(out)
+        return out
+
+
+class AcousticModel(nn.Module):
+    """Stacked (B)RNN with a CTC output layer; see the module docstring."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        config.validate()
+        self.config = config
+        projection = config.projection_size
+        input_size = config.input_dim * config.stack
+        layers = []
+        for _ in range(config.num_layers):
+            layers.append(
+                RecurrentLayer(
+                    input_size, config.cell, config.hidden_size, config.bidirectional, projection
+                )
+            )
+            input_size = config.layer_output_size
+        self.layers = nn.ModuleList(layers)
+        self.dropout = nn.Dropout(config.dropout)
+        self.output = nn.Linear(input_size, config.num_tokens)
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Output frames for input lengths: ``ceil(L / skip)``."""
+        return output_lengths(lengths, self.config.skip)
+
+    def forward(
+        self, feats: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, D) features and (B,) lengths -> (B, T', V) log-probs and (B,) output lengths."""
+        if feats.dim() != 3 or feats.shape[2] != self.config.input_dim:
+            expected = f"(batch, time, {self.config.input_dim})"
+            raise ValueError(f"expected features {expected}, got {tuple(feats.shape)}")
+        x, out_lengths = stack_frames(feats, lengths, self.config.stack, self.config.skip)
+        index = (
+            reversal_index(out_lengths.to(x.device), x.shape[0])
+            if self.config.bidirectional
+            else None
+        )
+        for number, layer in enumerate(self.layers):
+            if number:
+                x = self.dropout(x)
+            x = layer(x, index)
+        log_probs = F.log_softmax(self.output(x), dim=-1)
+        return log_probs.transpose(0, 1), out_lengths
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def ctc_loss(
+    log_probs: torch.Tensor,
+    out_lengths: torch.Tensor,
+    targets: torch.Tensor,
+    target_lengths: torch.Tensor,
+    reduction: str = "sum",
+) -> torch.Tensor:
+    """CTC loss of the model's batch-first output (blank 0); impossible alignments count zero.
+
+    ``targets`` is (B, S) padded or (sum S,) concatenated, as for ``F.ctc_loss``.
+    """
+    return F.ctc_loss(
+        log_probs.transpose(0, 1),
+        targets,
+        out_lengths,
+        target_lengths,
+        blank=BLANK,
+        reduction=reduction,
+        zero_infinity=True,
+    )

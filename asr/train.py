@@ -1,0 +1,624 @@
+"""The CTC training loop: batches by frames, LR halving, early stopping, checkpoints and resume.
+
+One epoch = one pass over the training batches (length-sorted, packed to ``batch_frames``, in an
+order shuffled from ``(seed, epoch)``), then the dev loss and the dev token error rate (greedy
+decoding). After each epoch, in this order: ``epoch-N.pt`` (the model), ``history.tsv``,
+``train.log``, ``curves.png`` and last ``checkpoint.pt``, which holds everything resuming needs
+(model, optimizer with its learning rate, schedule counters, history, RNG state). Every file is
+written atomically, so after a kill ``checkpoint.pt`` is the last complete epoch and
+``--resume`` continues from it exactly as if nothing had happened. ``final.pt`` is the model
+package of the epoch with the lowest dev loss.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from asr.dataset import (
+    Example,
+    FeatureSet,
+    collate,
+    fits_ctc,
+    load_examples,
+    make_batches,
+)
+from asr.errors import ConfigError, DataDirError
+from asr.fileio import atomic_write
+from asr.package import ModelPackage, load_checkpoint, save_package
+from asr.tokens import UNITS, TokenList
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.pt"
+FINAL = "final.pt"
+HISTORY_FIELDS = ("epoch", "train_loss", "dev_loss", "dev_ter", "lr", "time")
+
+
+@dataclass
+class TrainConfig:
+    """The ``training:`` section of the training YAML."""
+
+    unit: str = "word"  # word | phone | char
+    optimizer: str = "adam"  # adam | sgd (with momentum)
+    lr: float = 1e-3
+    momentum: float = 0.9  # sgd only
+    weight_decay: float = 0.0
+    max_epochs: int = 30
+    batch_frames: int = 20000  # padded frames per batch (batch size x longest utterance)
+    max_batch_utts: int = 0  # 0 = no limit
+    grad_clip: float = 5.0  # max global gradient norm; 0 = no clipping
+    lr_halving_patience: int = 2  # epochs without dev improvement before the lr is halved
+    lr_halving_factor: float = 0.5
+    min_lr: float = 0.0  # stop once the lr falls below this
+    early_stopping_patience: int = 6  # epochs without dev improvement before stopping; 0 = never
+    min_improvement: float = 0.0  # relative dev-loss decrease that counts as an improvement
+    cache_features: bool = True  # keep normalized features in memory
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self, source: str = "training config") -> None:
+        if self.unit not in UNITS:
+            raise ConfigError(
+                f"{source}: unit must be one of {', '.join(UNITS)}, got {self.unit!r}"
+            )
+        if self.optimizer not in ("adam", "sgd"):
+            raise ConfigError(f"{source}: optimizer must be adam or sgd, got {self.optimizer!r}")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type in ("int", "float") and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+            ):
+                raise ConfigError(f"{source}: {f.name} must be a number, got {value!r}")
+            if f.type == "int" and not isinstance(value, int):
+                raise ConfigError(f"{source}: {f.name} must be an integer, got {value!r}")
+            if f.type == "bool" and not isinstance(value, bool):
+                raise ConfigError(f"{source}: {f.name} must be true or false, got {value!r}")
+        if self.lr <= 0 or self.max_epochs < 1 or self.batch_frames < 1:
+            raise ConfigError(f"{source}: lr, max_epochs and batch_frames must be positive")
+        if not 0 < self.lr_halving_factor <= 1:
+            raise ConfigError(f"{source}: lr_halving_factor must be in (0, 1]")
+        negative = [
+            f.name for f in fields(self) if f.type in ("int", "float") and getattr(self, f.name) < 0
+        ]
+        if negative:
+            raise ConfigError(f"{source}: {', '.join(negative)} must not be negative")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], source: str = "training config") -> TrainConfig:
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"{source}: expected a mapping, got {type(values).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(
+                f"{source}: unknown training option(s) {', '.join(map(str, unknown))} "
+                f"(known: {', '.join(sorted(known))})"
+            )
+        values = dict(values)
+        for f in fields(cls):  # YAML reads 1e-3 as a string; accept it as a number
+            if f.type == "float" and isinstance(values.get(f.name), str):
+                try:
+                    values[f.name] = float(values[f.name])
+                except ValueError:
+                    pass  # validate() names the field
+        config = cls.__new__(cls)
+        for f in fields(cls):
+            setattr(config, f.name, values.get(f.name, f.default))
+        config.validate(source)
+        return config
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def load_train_config(
+    config: str | os.PathLike | Mapping[str, Any],
+) -> tuple[dict[str, Any], TrainConfig]:
+    """Read the two-section training YAML (or dict): returns (model section, TrainConfig)."""
+    source = "training config"
+    if not isinstance(config, Mapping):
+        source = str(config)
+        try:
+            with open(config, encoding="utf-8") as handle:
+                config = yaml.safe_load(handle) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"{source}: file not found") from None
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{source}: not valid YAML ({' '.join(str(exc).split())})") from None
+    if not isinstance(config, Mapping):
+        raise ConfigError(f"{source}: expected a mapping with model: and training: sections")
+    unknown = sorted(set(config) - {"model", "training"})
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown section(s) {', '.join(map(str, unknown))} "
+            "(expected model: and training:)"
+        )
+    model = dict(config.get("model") or {})
+    for name in ("input_dim", "num_tokens"):
+        if name in model:
+            raise ConfigError(f"{source}: model.{name} is taken from the data; remove it")
+    return model, TrainConfig.from_dict(config.get("training") or {}, source)
+
+
+@dataclass
+class TrainSummary:
+    """What ``train`` returns: the best epoch and where the model is."""
+
+    best_epoch: int
+    best_dev_loss: float
+    best_dev_ter: float
+    epochs: int
+    stop_reason: str
+    elapsed: float
+    final_path: Path
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def line(self) -> str:
+        return (
+            f"best epoch {self.best_epoch} of {self.epochs}: dev loss {self.best_dev_loss:.4f}, "
+            f"dev TER {self.best_dev_ter:.2f}% ({self.stop_reason}); {self.elapsed:.1f}s; "
+            f"model {self.final_path}"
+        )
+
+
+def _edit_distance(ref: Sequence[str], hyp: Sequence[str]) -> int:
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, row[0] = row[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
+    return row[-1]
+
+
+def error_rate(refs: Mapping[str, list[str]], hyps: Mapping[str, list[str]]) -> float:
+    """Token error rate in percent: edit distance summed over utterances / reference tokens."""
+    try:
+        from asr.score import wer
+    except ImportError:
+        wer = None
+    if wer is not None:
+        return float(wer(dict(refs), {u: hyps[u] for u in refs}).wer)
+    total = sum(len(r) for r in refs.values())
+    errors = sum(_edit_distance(refs[u], hyps[u]) for u in refs)
+    return 100.0 * errors / max(total, 1)
+
+
+def _rng_state(device: torch.device) -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: Mapping[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _cpu_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def _write_history(path: Path, history: Sequence[Mapping[str, float]]) -> None:
+    with atomic_write(path) as handle:
+        handle.write("\t".join(HISTORY_FIELDS) + "\n")
+        for h in history:
+            handle.write("\t".join(repr(h[k]) for k in HISTORY_FIELDS) + "\n")
+
+
+def read_history(path: str | os.PathLike) -> list[dict[str, float]]:
+    """Read ``history.tsv`` back (epoch as int, the rest as float)."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    header = lines[0].split("\t")
+    rows = []
+    for line in lines[1:]:
+        row: dict[str, float] = dict(zip(header, map(float, line.split("\t")), strict=True))
+        row["epoch"] = int(row["epoch"])
+        rows.append(row)
+    return rows
+
+
+def format_epoch(h: Mapping[str, float]) -> str:
+    """The train.log line of one epoch (parsed back by tests and tools: keep it stable)."""
+    return (
+        f"epoch {h['epoch']} train_loss {h['train_loss']:.4f} dev_loss {h['dev_loss']:.4f} "
+        f"dev_ter {h['dev_ter']:.2f} lr {h['lr']:.3e} time {h['time']:.1f}s"
+    )
+
+
+def _write_log(
+    path: Path, notes: Sequence[str], history: Sequence[Mapping[str, float]], done: str
+) -> None:
+    with atomic_write(path) as handle:
+        for note in notes:
+            handle.write(f"# {note}\n")
+        for h in history:
+            handle.write(format_epoch(h) + "\n")
+        if done:
+            handle.write(f"# {done}\n")
+
+
+def _resolve_device(device: str) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"--device {device}: not a torch device (use cpu or cuda)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: no CUDA device is available")
+    if dev.type not in ("cpu", "cuda"):
+        raise ConfigError(f"--device {device}: only cpu and cuda are supported")
+    return dev
+
+
+class _Trainer:
+    """The state of one training run; ``train`` is its public face."""
+
+    def __init__(
+        self,
+        model_section: dict[str, Any],
+        cfg: TrainConfig,
+        train_dir: Path,
+        dev_dir: Path,
+        exp_dir: Path,
+        seed: int,
+        device: torch.device,
+        progress: bool,
+    ) -> None:
+        from asr.model import AcousticModel, ModelConfig
+
+        self.cfg, self.exp_dir, self.seed, self.device = cfg, exp_dir, seed, device
+        self.progress = progress
+        self.notes: list[str] = []
+        self.train_set = FeatureSet(train_dir, cache=cfg.cache_features)
+        texts_path = train_dir / "text"
+        tokens = TokenList.from_texts(_train_texts(self.train_set, texts_path), cfg.unit)
+        self.tokens = tokens
+        train_examples, train_report = load_examples(self.train_set, tokens, texts_path)
+        global_stats = self.train_set.global_stats
+        dev_stats = global_stats if self.train_set.config.cmvn == "global" else None
+        self.dev_set = FeatureSet(dev_dir, cache=cfg.cache_features, global_stats=dev_stats)
+        if self.dev_set.config_dict != self.train_set.config_dict:
+            raise ConfigError(
+                f"{dev_dir / 'feats.yaml'}: feature config differs from "
+                f"{train_dir / 'feats.yaml'}; extract both with the same config"
+            )
+        dev_examples, dev_report = load_examples(self.dev_set, tokens)
+
+        self.model_config = ModelConfig.from_dict(
+            {
+                **model_section,
+                "input_dim": self.train_set.feature_dim,
+                "num_tokens": len(tokens),
+            }
+        )
+        torch.manual_seed(seed)
+        self.model = AcousticModel(self.model_config).to(device)
+
+        self.train_examples, short = fits_ctc(train_examples, self.model.output_lengths)
+        for e in short:
+            train_report.add("too short for their labels after subsampling (dropped)", e.utt_id)
+        fit_dev, short_dev = fits_ctc(dev_examples, self.model.output_lengths)
+        for e in short_dev:
+            dev_report.add("too short for their labels (scored, left out of dev loss)", e.utt_id)
+        self.dev_examples = dev_examples
+        short_ids = {e.utt_id for e in short_dev}
+        self.dev_loss_ids = {e.utt_id for e in fit_dev if e.labels is not None} - short_ids
+        self.skipped = {"train": train_report, "dev": dev_report}
+        if not self.train_examples:
+            raise DataDirError(f"{train_dir}: no usable training utterances")
+        if not self.dev_loss_ids:
+            raise DataDirError(f"{dev_dir}: no dev utterances usable for a dev loss")
+
+        self.notes.append(
+            f"train {train_dir} ({len(self.train_examples)} utts), dev {dev_dir} "
+            f"({len(self.dev_examples)} utts); {len(tokens)} {cfg.unit} tokens incl. blank; "
+            f"{self.model.num_parameters()} parameters; seed {seed}"
+        )
+        for name, report in self.skipped.items():
+            for line in report.lines(name):
+                logger.warning(line)
+                self.notes.append(line)
+
+        if cfg.optimizer == "adam":
+            self.optimizer: torch.optim.Optimizer = torch.optim.Adam(
+                self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
+            )
+        else:
+            self.optimizer = torch.optim.SGD(
+                self.model.parameters(),
+                lr=cfg.lr,
+                momentum=cfg.momentum,
+                weight_decay=cfg.weight_decay,
+            )
+        self.state: dict[str, Any] = {
+            "epoch": 0,
+            "best_dev_loss": math.inf,
+            "best_epoch": 0,
+            "bad_epochs": 0,
+            "bad_since_halving": 0,
+            "stop_reason": "",
+            "history": [],
+            "notes": list(self.notes),
+            "done": "",
+            "seed": seed,
+        }
+
+    # --- persistence -------------------------------------------------------------------------
+
+    def package(self, state_dict: dict[str, torch.Tensor], extra: dict[str, Any]) -> ModelPackage:
+        return ModelPackage(
+            state_dict=state_dict,
+            model_config=self.model_config.to_dict(),
+            tokens=list(self.tokens.symbols),
+            feature_config=self.train_set.config_dict,
+            cmvn_stats=self.train_set.global_stats,
+            extra=extra,
+        )
+
+    def train_config_dict(self) -> dict[str, Any]:
+        model = self.model_config.to_dict()
+        return {"model": model, "training": self.cfg.to_dict(), "seed": self.seed}
+
+    def save_epoch(self) -> None:
+        epoch = self.state["epoch"]
+        extra = {"train_config": self.train_config_dict(), "epoch": epoch, "unit": self.cfg.unit}
+        save_package(
+            self.package(_cpu_state_dict(self.model), extra), self.exp_dir / f"epoch-{epoch}.pt"
+        )
+        self.write_reports()
+        # The checkpoint goes last: it is the commit point of the epoch.
+        save_package(
+            self.package(_cpu_state_dict(self.model), extra),
+            self.exp_dir / CHECKPOINT,
+            optimizer=self.optimizer.state_dict(),
+            train_state=self.state,
+            rng=_rng_state(self.device),
+        )
+
+    def write_reports(self) -> None:
+        from asr.curves import plot_curves
+
+        history = self.state["history"]
+        _write_history(self.exp_dir / "history.tsv", history)
+        done = self.state.get("done", "")
+        _write_log(self.exp_dir / "train.log", self.state["notes"], history, done)
+        if history:
+            plot_curves(history, self.exp_dir / "curves.png")
+
+    def resume(self, path: Path) -> None:
+        payload = load_checkpoint(path)
+        if payload.get("model_config") != self.model_config.to_dict():
+            raise ConfigError(
+                f"{path}: model config differs from the one in the config file "
+                "(or the data's feature dim / token count changed); use a new exp dir"
+            )
+        if payload.get("tokens") != self.tokens.symbols:
+            raise ConfigError(f"{path}: token list differs from the one built from the data")
+        if "optimizer" not in payload or "train_state" not in payload:
+            raise ConfigError(f"{path}: a model package, not a training checkpoint")
+        self.model.load_state_dict(payload["state_dict"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.state = payload["train_state"]
+        if self.state["seed"] != self.seed:
+            # the batch order of the remaining epochs derives from the run's seed: keep it
+            logger.warning("%s: keeping the run's seed %d", path, self.state["seed"])
+            self.seed = self.state["seed"]
+        self.state["notes"].append(f"resumed after epoch {self.state['epoch']}")
+        self.state["done"] = ""
+        if self.state["stop_reason"] == f"max_epochs {self.state['epoch']}" and (
+            self.state["epoch"] < self.cfg.max_epochs
+        ):
+            self.state["stop_reason"] = ""  # max_epochs was raised: carry on
+        _set_rng_state(payload["rng"], self.device)
+        logger.info("resuming %s after epoch %d", self.exp_dir, self.state["epoch"])
+
+    # --- the loop ----------------------------------------------------------------------------
+
+    def _batches(
+        self, examples: Sequence[Example], shuffle_seed: int | None
+    ) -> list[list[Example]]:
+        by_id = {e.utt_id: e for e in examples}
+        lengths = {e.utt_id: e.num_frames for e in examples}
+        groups = make_batches(lengths, self.cfg.batch_frames, self.cfg.max_batch_utts, shuffle_seed)
+        return [[by_id[u] for u in group] for group in groups]
+
+    def run_epoch(self, epoch: int) -> float:
+        from tqdm import tqdm
+
+        from asr.model import ctc_loss
+
+        self.model.train()
+        self.nonfinite_batches = 0
+        # A seed per (run seed, epoch): a resumed epoch sees the same batch order.
+        batches = self._batches(self.train_examples, self.seed * 1_000_003 + epoch)
+        total_loss, total_tokens = 0.0, 0
+        bar = tqdm(batches, desc=f"epoch {epoch}", unit="batch", disable=not self.progress)
+        for batch in bar:
+            feats, lengths, targets, target_lengths = collate(self.train_set, batch)
+            feats, lengths = feats.to(self.device), lengths.to(self.device)
+            log_probs, out_lengths = self.model(feats, lengths)
+            loss = ctc_loss(log_probs, out_lengths, targets.to(self.device), target_lengths)
+            num_tokens = int(target_lengths.sum())
+            if not torch.isfinite(loss):
+                # zero_infinity covers impossible alignments; a NaN means diverged numerics,
+                # and one bad step would poison the weights for good
+                self.nonfinite_batches += 1
+                logger.warning("epoch %d: non-finite loss, batch skipped", epoch)
+                continue
+            self.optimizer.zero_grad(set_to_none=True)
+            (loss / num_tokens).backward()
+            if self.cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+            self.optimizer.step()
+            total_loss += float(loss.detach())
+            total_tokens += num_tokens
+            bar.set_postfix(loss=f"{total_loss / total_tokens:.3f}")
+        bar.close()
+        return total_loss / max(total_tokens, 1)
+
+    @torch.no_grad()
+    def evaluate(self) -> tuple[float, float]:
+        """Dev loss per token (utterances with usable labels) and dev token error rate (%)."""
+        from asr.decode import greedy_decode
+        from asr.model import ctc_loss
+
+        self.model.eval()
+        total_loss, total_tokens = 0.0, 0
+        hyps: dict[str, list[str]] = {}
+        for batch in self._batches(self.dev_examples, None):
+            feats, lengths, _, _ = collate(self.dev_set, batch)
+            log_probs, out_lengths = self.model(feats.to(self.device), lengths.to(self.device))
+            for ids, e in zip(greedy_decode(log_probs, out_lengths), batch, strict=True):
+                hyps[e.utt_id] = self.tokens.decode_symbols(ids)
+            rows = [i for i, e in enumerate(batch) if e.utt_id in self.dev_loss_ids]
+            if rows:
+                labels = [batch[i].labels or [] for i in rows]
+                targets = torch.tensor([t for seq in labels for t in seq], dtype=torch.long)
+                target_lengths = torch.tensor([len(s) for s in labels], dtype=torch.long)
+                index = torch.tensor(rows, device=log_probs.device)
+                loss = ctc_loss(
+                    log_probs[index], out_lengths[index], targets.to(self.device), target_lengths
+                )
+                total_loss += float(loss)
+                total_tokens += int(target_lengths.sum())
+        refs = {e.utt_id: e.ref for e in self.dev_examples}
+        return total_loss / max(total_tokens, 1), error_rate(refs, hyps)
+
+    def update_schedule(self, dev_loss: float) -> None:
+        """Newbob-style: halve the lr after a patience of flat epochs; stop after a longer one."""
+        s, cfg = self.state, self.cfg
+        if dev_loss < s["best_dev_loss"] * (1.0 - cfg.min_improvement) or s["best_epoch"] == 0:
+            s["best_dev_loss"], s["best_epoch"] = dev_loss, s["epoch"]
+            s["bad_epochs"] = s["bad_since_halving"] = 0
+            return
+        s["bad_epochs"] += 1
+        s["bad_since_halving"] += 1
+        if cfg.lr_halving_patience and s["bad_since_halving"] >= cfg.lr_halving_patience:
+            s["bad_since_halving"] = 0
+            for group in self.optimizer.param_groups:
+                group["lr"] *= cfg.lr_halving_factor
+            lr = self.optimizer.param_groups[0]["lr"]
+            logger.info("dev loss did not improve: learning rate now %.3e", lr)
+            if lr < cfg.min_lr:
+                s["stop_reason"] = f"lr below min_lr {cfg.min_lr:g}"
+        if cfg.early_stopping_patience and s["bad_epochs"] >= cfg.early_stopping_patience:
+            s["stop_reason"] = f"early stop: no dev improvement in {s['bad_epochs']} epochs"
+
+    def fit(self, epoch_callback: Callable[[dict[str, float]], None] | None) -> None:
+        s = self.state
+        while not s["stop_reason"] and s["epoch"] < self.cfg.max_epochs:
+            epoch = s["epoch"] + 1
+            start = time.monotonic()
+            lr = float(self.optimizer.param_groups[0]["lr"])
+            train_loss = self.run_epoch(epoch)
+            dev_loss, dev_ter = self.evaluate()
+            s["epoch"] = epoch
+            record = {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "dev_loss": dev_loss,
+                "dev_ter": dev_ter,
+                "lr": lr,
+                "time": time.monotonic() - start,
+            }
+            s["history"].append(record)
+            self.update_schedule(dev_loss)
+            if not s["stop_reason"] and epoch >= self.cfg.max_epochs:
+                s["stop_reason"] = f"max_epochs {epoch}"
+            logger.info(format_epoch(record))
+            self.save_epoch()
+            if epoch_callback is not None:
+                epoch_callback(record)
+
+    def finish(self, elapsed: float) -> TrainSummary:
+        s = self.state
+        best = s["history"][s["best_epoch"] - 1]
+        best_payload = load_checkpoint(self.exp_dir / f"epoch-{s['best_epoch']}.pt")
+        extra = {
+            "train_config": self.train_config_dict(),
+            "unit": self.cfg.unit,
+            "epoch": s["best_epoch"],
+            "dev_loss": best["dev_loss"],
+            "dev_ter": best["dev_ter"],
+        }
+        final_path = self.exp_dir / FINAL
+        save_package(self.package(best_payload["state_dict"], extra), final_path)
+        summary = TrainSummary(
+            best_epoch=s["best_epoch"],
+            best_dev_loss=best["dev_loss"],
+            best_dev_ter=best["dev_ter"],
+            epochs=s["epoch"],
+            stop_reason=s["stop_reason"] or "done",
+            elapsed=elapsed,
+            final_path=final_path,
+            history=list(s["history"]),
+        )
+        s["done"] = "done: " + summary.line()
+        self.write_reports()
+        logger.info(summary.line())
+        return summary
+
+
+def _train_texts(features: FeatureSet, text_path: Path) -> list[str]:
+    from asr.dataset import read_map
+
+    texts = read_map(text_path, allow_empty=True)
+    return [texts[u] for u in features.ids if u in texts]
+
+
+def train(
+    config: str | os.PathLike | Mapping[str, Any],
+    train_dir: str | os.PathLike,
+    dev_dir: str | os.PathLike,
+    exp_dir: str | os.PathLike,
+    resume: bool = False,
+    seed: int = 0,
+    device: str = "cpu",
+    threads: int | None = None,
+    progress: bool = True,
+    epoch_callback: Callable[[dict[str, float]], None] | None = None,
+) -> TrainSummary:
+    """Train a CTC model; see the module docstring for the files written to ``exp_dir``.
+
+    ``resume`` continues from ``exp_dir/checkpoint.pt`` when there is one (and starts fresh when
+    there is none); without it an existing checkpoint is an error, so that nothing is overwritten
+    by accident. ``threads`` sets torch's CPU threads (default: all cores). ``epoch_callback``
+    receives each epoch's history record after its checkpoint is written.
+    """
+    begin = time.monotonic()
+    model_section, cfg = load_train_config(config)
+    dev = _resolve_device(device)
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+    exp_dir = Path(exp_dir)
+    checkpoint = exp_dir / CHECKPOINT
+    if checkpoint.exists() and not resume:
+        raise ConfigError(
+            f"{checkpoint}: exists; pass --resume to continue that run, or use a new exp dir"
+        )
+    trainer = _Trainer(
+        model_section, cfg, Path(train_dir), Path(dev_dir), exp_dir, seed, dev, progress
+    )
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    tokens_path = exp_dir / "tokens.txt"
+    if resume and checkpoint.exists():
+        trainer.resume(checkpoint)
+        if trainer.cfg.max_epochs <= trainer.state["epoch"] and not trainer.state["stop_reason"]:
+            trainer.state["stop_reason"] = f"max_epochs {trainer.state['epoch']}"
+    elif resume:
+        logger.info("%s: no checkpoint, starting from scratch", checkpoint)
+    trainer.tokens.save(tokens_path)
+    trainer.fit(epoch_callback)
+    return trainer.finish(time.monotonic() - begin)

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Kaldi's egs/yesno with a BiLSTM-CTC model: one speaker saying eight words of yes or no per file.
+# The first 30 recordings train (5 of them held out as dev for learning-rate halving and early
+# stopping), the last 30 test, as in Kaldi's recipe.
+#
+#   ./run.sh [--corpus-dir DIR] [--stage N] [--stop-stage M] [--seed S] [--threads N]
+#            [--data DIR] [--exp DIR]
+#
+# Without --corpus-dir the corpus is downloaded from openslr (checksum verified) into downloads/.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+corpus_dir=
+stage=0
+stop_stage=100
+seed=0
+threads=0   # torch CPU threads for training and decoding; 0: all cores
+feature_conf=conf/fbank.yaml
+train_conf=conf/train.yaml
+data=data
+exp=exp/blstm
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --corpus-dir) corpus_dir=$2; shift 2 ;;
+    --stage) stage=$2; shift 2 ;;
+    --stop-stage) stop_stage=$2; shift 2 ;;
+    --seed) seed=$2; shift 2 ;;
+    --threads) threads=$2; shift 2 ;;
+    --feature-conf) feature_conf=$2; shift 2 ;;
+    --train-conf) train_conf=$2; shift 2 ;;
+    --data) data=$2; shift 2 ;;
+    --exp) exp=$2; shift 2 ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+
+threads_opt=
+[ "$threads" -gt 0 ] && threads_opt="--threads $threads"
+
+run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+
+if run_stage 0; then
+  echo "stage 0: data preparation"
+  if [ -n "$corpus_dir" ]; then
+    asr prepare yesno --corpus-dir "$corpus_dir" $data
+  else
+    asr prepare yesno --download downloads $data
+  fi
+  # Hold out the last 5 training recordings as dev (Kaldi's subset_data_dir.sh --first/--last).
+  asr data subset $data/train --first 25 $data/train_nodev
+  asr data subset $data/train --last 5 $data/dev
+  for d in train_nodev dev test; do asr data validate $data/$d; done
+fi
+
+if run_stage 1; then
+  echo "stage 1: features ($feature_conf)"
+  for d in train_nodev dev test; do
+    asr features $data/$d --config $feature_conf --ark-dir $data/$d/ark
+  done
+fi
+
+if run_stage 2; then
+  echo "stage 2: training ($train_conf)"
+  asr train --config $train_conf --train-dir $data/train_nodev --dev-dir $data/dev \
+    --exp-dir $exp --seed $seed --resume $threads_opt
+fi
+
+if run_stage 3; then
+  echo "stage 3: greedy CTC decoding"
+  asr decode $exp/final.pt $data/test $exp/decode_test $threads_opt
+fi
+
+if run_stage 4; then
+  echo "stage 4: scoring"
+  asr score $data/test/text $exp/decode_test/text --alignments $exp/decode_test/per_utt \
+    | tee $exp/decode_test/wer
+fi

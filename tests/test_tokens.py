@@ -1,0 +1,76 @@
+"""Token lists: blank at 0, word/char units, round trips, unknown symbols, tokens.txt format."""
+
+from __future__ import annotations
+
+import pytest
+
+from asr.errors import ConfigError, DataDirError
+from asr.tokens import BLANK, SPACE, TokenList, UnknownTokenError, split_text
+
+
+def test_word_units_sorted_with_blank_first() -> None:
+    tokens = TokenList.from_texts(["YES NO YES", "NO  NO"], unit="word")
+    assert tokens.symbols == [BLANK, "NO", "YES"]
+    assert tokens.encode("YES NO NO") == [2, 1, 1]
+    assert tokens.decode([2, 1, 1]) == "YES NO NO"
+
+
+def test_decode_drops_blanks() -> None:
+    tokens = TokenList.from_texts(["a b"], unit="phone")
+    assert tokens.decode([0, 1, 0, 0, 2, 0]) == "a b"
+    assert tokens.decode_symbols([0, 2]) == ["b"]
+
+
+def test_char_units_round_trip_with_space_token() -> None:
+    tokens = TokenList.from_texts(["ab  c", "ba"], unit="char")
+    assert tokens.symbols == [BLANK, SPACE, "a", "b", "c"]
+    assert split_text(" ab  c ", "char") == ["a", "b", SPACE, "c"]
+    ids = tokens.encode("ab  c")
+    assert ids == [2, 3, 1, 4]
+    assert tokens.decode(ids) == "ab c"
+
+
+def test_unknown_symbol_is_an_error_naming_it() -> None:
+    tokens = TokenList.from_texts(["YES NO"])
+    with pytest.raises(UnknownTokenError, match="'MAYBE'"):
+        tokens.encode("YES MAYBE")
+    # the blank is not a transcript symbol either
+    with pytest.raises(UnknownTokenError):
+        tokens.encode_symbols([BLANK])
+
+
+def test_reserved_blank_in_text_and_bad_unit_rejected() -> None:
+    with pytest.raises(ConfigError, match="blank"):
+        TokenList.from_texts(["a <blk> b"])
+    with pytest.raises(ConfigError, match="unit"):
+        TokenList.from_texts(["a"], unit="bpe")
+
+
+def test_save_load_round_trip(tmp_path) -> None:
+    tokens = TokenList.from_texts(["hello world", "hi"], unit="char")
+    path = tmp_path / "exp" / "tokens.txt"
+    tokens.save(path)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == f"{BLANK} 0"
+    assert lines[1] == f"{SPACE} 1"
+    assert len(lines) == len(tokens)
+    loaded = TokenList.load(path)
+    assert loaded == tokens
+    assert loaded.unit == "char"  # inferred from <space>
+    assert loaded.decode(loaded.encode("hi world")) == "hi world"
+    words = TokenList.from_texts(["A B"])
+    words.save(path)
+    assert TokenList.load(path).unit == "word"
+
+
+def test_load_rejects_bad_files(tmp_path) -> None:
+    path = tmp_path / "tokens.txt"
+    path.write_text(f"{BLANK} 0\na 2\n", encoding="utf-8")
+    with pytest.raises(DataDirError, match=r"tokens.txt:2: id 2 out of order"):
+        TokenList.load(path)
+    path.write_text("a 0\n", encoding="utf-8")
+    with pytest.raises(DataDirError, match="blank"):
+        TokenList.load(path)
+    path.write_text(f"{BLANK} 0\njunk\n", encoding="utf-8")
+    with pytest.raises(DataDirError, match=r"tokens.txt:2: expected 'symbol id'"):
+        TokenList.load(path)
