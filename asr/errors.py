@@ -23,3 +23,7 @@ class ConfigError(AsrError):
 
 class PackageError(AsrError):
     """A model package or checkpoint cannot be loaded."""
+
+
+class CorpusError(AsrError):
+    """A corpus on disk, or its download, is missing, incomplete, corrupt or unsafe."""

@@ -22,7 +22,16 @@ def test_yesno_recipe_reaches_zero_wer(yesno_dir: Path, tmp_path: Path) -> None:
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     data, exp = tmp_path / "data", tmp_path / "exp"
     result = subprocess.run(
-        ["bash", str(RECIPE), "--corpus-dir", str(yesno_dir), "--data", str(data), "--exp", str(exp)],
+        [
+            "bash",
+            str(RECIPE),
+            "--corpus-dir",
+            str(yesno_dir),
+            "--data",
+            str(data),
+            "--exp",
+            str(exp),
+        ],
         capture_output=True,
         text=True,
         env=env,

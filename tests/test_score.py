@@ -183,13 +183,6 @@ def test_write_transcripts_sorted_and_round_trips(tmp_path: Path) -> None:
     assert read_transcripts(path) == {"B": "", "a": "YES", "b": "NO YES"}
 
 
-@pytest.fixture
-def only_my_commands(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The CLI imports every subcommand module; score and prepare need only themselves.
-    monkeypatch.setattr(cli, "COMMANDS", ("prepare", "score"))
-
-
-@pytest.mark.usefixtures("only_my_commands")
 def test_cli_score(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ref, hyp, ali = tmp_path / "ref", tmp_path / "hyp", tmp_path / "out" / "ali.pra"
     ref.write_text("u1 NO NO YES\nu2 YES\nu3 NO\n", encoding="utf-8")
@@ -219,7 +212,6 @@ def test_cli_score(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.startswith("%CER 64.29 [ 9 / 14, 4 ins, 5 del, 0 sub ]\n")
 
 
-@pytest.mark.usefixtures("only_my_commands")
 def test_cli_score_missing_utterances(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ref, hyp = tmp_path / "ref", tmp_path / "hyp"
     ref.write_text("u1 NO\nu2 YES\nu3 NO NO\n", encoding="utf-8")

@@ -15,13 +15,12 @@ import soundfile
 from asr import cli
 from asr.corpora import yesno
 from asr.corpora.yesno import (
-    CorpusError,
     download_yesno,
     extract_tar_safely,
     prepare_yesno,
     transcript_from_name,
 )
-from asr.errors import AudioError
+from asr.errors import AudioError, CorpusError
 
 SAMPLE_RATE = 8000
 
@@ -255,13 +254,6 @@ def test_extract_rejects_non_archives(tmp_path: Path) -> None:
 # Command line
 
 
-@pytest.fixture
-def only_my_commands(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The CLI imports every subcommand module; prepare needs only itself.
-    monkeypatch.setattr(cli, "COMMANDS", ("prepare", "score"))
-
-
-@pytest.mark.usefixtures("only_my_commands")
 def test_cli_prepare_forms(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     corpus = tmp_path / "waves"
     _make_corpus(corpus)

@@ -79,6 +79,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     choice.add_argument("--last", type=int, metavar="N", help="the last N utterances")
     subset.set_defaults(func=run_subset)
 
+    crop = actions.add_parser(
+        "crop-at-pauses",
+        help="add sub-utterance crops of word spans, cut at pauses (isolated-word corpora)",
+        description="Write OUT_DIR with every utterance of DIR whole plus up to N random spans "
+        "of its words as new utterances (a segments file), cut in the middle of the pauses "
+        "between words. Only recordings whose energy splits into as many speech runs as the "
+        "transcript has words are cut; the rest are kept whole.",
+    )
+    crop.add_argument("data_dir", metavar="DIR")
+    crop.add_argument("out_dir", metavar="OUT_DIR")
+    crop.add_argument("--per-utt", type=int, default=5, metavar="N", help="crops per recording")
+    crop.add_argument("--seed", type=int, default=0, help="which spans are chosen")
+    crop.add_argument(
+        "--allow-pipes", action="store_true", help="run wav.scp entries that are shell pipes"
+    )
+    crop.set_defaults(func=run_crop)
+
 
 def run_validate(args: argparse.Namespace) -> int:
     from asr.datadir import DataDir, validate_datadir
@@ -135,3 +152,13 @@ def run_subset(args: argparse.Namespace) -> int:
     out = subset_datadir(args.data_dir, utt_ids, args.out_dir)
     print(f"{out}: {len(utt_ids)} utterances")
     return 0
+
+
+def run_crop(args: argparse.Namespace) -> int:
+    from asr.pause_crops import crop_at_pauses
+
+    report = crop_at_pauses(
+        args.data_dir, args.out_dir, args.per_utt, seed=args.seed, allow_pipe=args.allow_pipes
+    )
+    print(f"{args.out_dir}: {report.summary()}")
+    return 1 if report.failed else 0

@@ -1,1 +1,1 @@
-"""Corpus preparation: one module per corpus, each turning a corpus on disk into data directories."""
+"""Corpus preparation: one module per corpus, turning a corpus on disk into data directories."""

@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path, PurePosixPath
 
-from asr.errors import AsrError, AudioError
+from asr.errors import AudioError, CorpusError
 from asr.fileio import atomic_write
 
 log = logging.getLogger(__name__)
@@ -41,10 +41,6 @@ WORDS = {"0": "NO", "1": "YES"}
 
 _NAME = re.compile(r"[01](?:_[01])*")
 _CHUNK = 1 << 16
-
-
-class CorpusError(AsrError):
-    """A corpus on disk, or its download, is missing, incomplete, corrupt or unsafe."""
 
 
 def transcript_from_name(stem: str) -> str:
