@@ -38,6 +38,8 @@ demo: setup
 	fi
 
 test: setup
+	$(BIN)/ruff check asr tests bench
+	$(BIN)/ruff format --check asr tests bench
 	ASR_SHARED=$(SHARED) $(BIN)/pytest -q
 
 bench: setup

@@ -128,9 +128,8 @@ def crop_at_pauses(
         spans = [(0, len(words) - 1)]
         if len(runs) == len(words) > 1:
             report.cropped += 1
-            others = [
-                (i, j) for i in range(len(words)) for j in range(i, len(words)) if (i, j) != spans[0]
-            ]
+            n = len(words)
+            others = [(i, j) for i in range(n) for j in range(i, n) if (i, j) != (0, n - 1)]
             spans += random.Random(f"{seed}/{utt}").sample(others, min(crops_per_utt, len(others)))
         else:
             report.kept_whole[utt] = f"{len(runs)} speech runs for {len(words)} words"

@@ -522,6 +522,18 @@ def test_cli_split_and_subset(tmp_path, capsys):
     assert DataDir.load(tmp_path / "sub").utt_ids == ["s1-00", "s3-01"]
 
 
+def test_cli_subset_first_and_last(tmp_path, capsys):
+    d = make_datadir(tmp_path, {"s1": 2, "s2": 1, "s3": 2})
+    assert main(["data", "subset", str(d), str(tmp_path / "first"), "--first", "2"]) == 0
+    assert main(["data", "subset", str(d), str(tmp_path / "last"), "--last", "3"]) == 0
+    first = DataDir.load(tmp_path / "first")
+    last = DataDir.load(tmp_path / "last")
+    assert first.utt_ids == ["s1-00", "s1-01"]
+    assert last.utt_ids == ["s2-00", "s3-00", "s3-01"]
+    assert sorted(first.spk2utt) == ["s1"] and sorted(last.spk2utt) == ["s2", "s3"]
+    assert validate_datadir(tmp_path / "last") == []
+
+
 def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["data", "split", str(tmp_path / "nope"), "2"]) == 1
     err = capsys.readouterr().err.strip()
