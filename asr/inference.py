@@ -87,6 +87,7 @@ def decode_datadir(
     out_dir: str | os.PathLike,
     batch_frames: int = 20000,
     device: str = "cpu",
+    progress: bool = True,
 ) -> DecodeSummary:
     """Greedy-decode every utterance of ``data_dir`` into ``out_dir/text``.
 
@@ -103,7 +104,9 @@ def decode_datadir(
     summary = DecodeSummary()
     hypotheses: dict[str, str] = {}
     batches = make_batches(features.num_frames, batch_frames)
-    progress = tqdm(total=len(features), desc=f"decode {Path(data_dir).name}", unit="utt")
+    bar = tqdm(
+        total=len(features), desc=f"decode {Path(data_dir).name}", unit="utt", disable=not progress
+    )
     for batch in batches:
         mats: list[torch.Tensor] = []
         ids: list[str] = []
@@ -114,7 +117,7 @@ def decode_datadir(
             except AsrError as exc:
                 log.warning("%s", exc)
                 summary.failed[utt] = str(exc)
-        progress.update(len(batch))
+        bar.update(len(batch))
         if not mats:
             continue
         start = time.perf_counter()
@@ -127,7 +130,7 @@ def decode_datadir(
         summary.compute_seconds += time.perf_counter() - start
         summary.audio_seconds += float(lengths.sum()) * frame_shift
         summary.decoded += len(ids)
-    progress.close()
+    bar.close()
 
     out = Path(out_dir)
     with atomic_write(out / "text") as handle:

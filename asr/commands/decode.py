@@ -22,19 +22,30 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--batch-frames", type=int, default=20000, help="padded frames per batch (default 20000)"
     )
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="CPU threads for torch (default: all cores)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from asr.errors import ConfigError
     from asr.inference import decode_datadir
 
-    if args.threads > 0:
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ConfigError(f"--threads {args.threads}: must be at least 1")
         torch.set_num_threads(args.threads)
     summary = decode_datadir(
-        args.model, args.data_dir, args.out_dir, batch_frames=args.batch_frames, device=args.device
+        args.model,
+        args.data_dir,
+        args.out_dir,
+        batch_frames=args.batch_frames,
+        device=args.device,
+        progress=not args.no_progress,
     )
     log.info(
         "decoded %d utterances into %s/text, %d failed; real-time factor %.4f",
