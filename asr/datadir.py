@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from asr.errors import AsrError, DataDirError
-from asr.fileio import atomic_write
+from asr.fileio import atomic_write, read_bytes
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +67,7 @@ class _Table:
 def _parse_table(path: Path, allow_empty: bool = False) -> _Table:
     """Parse ``key value...`` lines leniently: bad lines are skipped and described."""
     table = _Table(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataDirError(f"{path}: file not found") from None
-    except OSError as exc:
-        raise DataDirError(f"{path}: cannot read ({exc.strerror})") from None
+    data = read_bytes(path)
     raw_lines = data.split(b"\n")
     if raw_lines and raw_lines[-1] == b"":
         raw_lines.pop()

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
 from asr.errors import DataDirError
 from asr.fileio import read_text_lines
@@ -78,7 +77,7 @@ class FeatureSet:
         cache: bool = False,
         global_stats: torch.Tensor | None = None,
     ) -> None:
-        from asr.features import FeatureConfig
+        from asr.features import load_feature_config
 
         self.data_dir = Path(data_dir)
         self._scp_path = self.data_dir / "feats.scp"
@@ -86,13 +85,7 @@ class FeatureSet:
         yaml_path = self.data_dir / "feats.yaml"
         if not yaml_path.is_file():
             raise DataDirError(f"{yaml_path}: file not found (written by 'asr features')")
-        try:
-            raw_config = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise DataDirError(f"{yaml_path}: not valid YAML ({exc.__class__.__name__})") from None
-        if not isinstance(raw_config, dict):
-            raise DataDirError(f"{yaml_path}: expected a mapping of feature options")
-        self.config = FeatureConfig.from_dict(raw_config)
+        self.config = load_feature_config(yaml_path)
         self.config_dict: dict[str, Any] = self.config.to_dict()
         self.ids: list[str] = sorted(self._raw.keys())
         utt2spk_path = self.data_dir / "utt2spk"

@@ -691,10 +691,9 @@ class FeatureConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FeatureConfig:
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - fields)
-        if unknown:
-            raise ConfigError(f"feature config: unknown key(s) {', '.join(unknown)}")
+        from asr.config import check_known_keys
+
+        check_known_keys(data, (f.name for f in dataclasses.fields(cls)), "feature config", "key")
         return cls(**dict(data))
 
     def to_dict(self) -> dict[str, Any]:
@@ -703,20 +702,9 @@ class FeatureConfig:
 
 def load_feature_config(path: str | os.PathLike) -> FeatureConfig:
     """Read a feature config YAML (the FeatureConfig fields; ``options`` holds Kaldi options)."""
-    import yaml
+    from asr.config import load_yaml_mapping
 
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ConfigError(f"{path}: cannot read feature config ({reason})") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: feature config must be a mapping")
+    data = load_yaml_mapping(path, "feature config")
     try:
         return FeatureConfig.from_dict(data)
     except ConfigError as exc:

@@ -37,15 +37,19 @@ def atomic_write(
         raise
 
 
-def read_text_lines(path: str | os.PathLike) -> list[str]:
-    """Read a UTF-8 text file into lines (without newlines); a bad file is one clear error."""
-    path = Path(path)
+def read_bytes(path: str | os.PathLike) -> bytes:
+    """A file's bytes; a missing or unreadable file is one DataDirError naming it."""
     try:
-        data = path.read_bytes()
+        return Path(path).read_bytes()
     except FileNotFoundError:
         raise DataDirError(f"{path}: file not found") from None
     except OSError as exc:
         raise DataDirError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def read_text_lines(path: str | os.PathLike) -> list[str]:
+    """Read a UTF-8 text file into lines (without newlines); a bad file is one clear error."""
+    data = read_bytes(path)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -40,9 +40,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-import yaml
 from torch import nn
 
+from asr.config import check_known_keys, load_yaml_mapping
 from asr.errors import ConfigError
 
 CELL_TYPES = ("lstm", "gru", "rnn")
@@ -111,15 +111,7 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "model config") -> ModelConfig:
         """Build from a dict (e.g. a YAML ``model:`` section); unknown keys raise ConfigError."""
-        if not isinstance(values, dict):
-            raise ConfigError(f"{source}: expected a mapping, got {type(values).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(
-                f"{source}: unknown model option(s) {', '.join(map(str, unknown))} "
-                f"(known: {', '.join(sorted(known))})"
-            )
+        check_known_keys(values, (f.name for f in fields(cls)), source, "model option")
         missing = [name for name in ("input_dim", "num_tokens") if name not in values]
         if missing:
             raise ConfigError(f"{source}: missing {', '.join(missing)}")
@@ -149,16 +141,7 @@ def load_model_config(
 
     ``input_dim`` and ``num_tokens`` come from the data, not the file; the file may not set them.
     """
-    try:
-        with open(path, encoding="utf-8") as handle:
-            document = yaml.safe_load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(error).split())})") from None
-    document = document or {}
-    if not isinstance(document, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
+    document = load_yaml_mapping(path, "model config")
     values = document.get(section, document) if section else document
     values = dict(values or {}) if isinstance(values, dict) else values
     if not isinstance(values, dict):

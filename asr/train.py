@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
+from asr.config import check_known_keys, load_yaml_mapping
 from asr.dataset import (
     Example,
     FeatureSet,
@@ -97,15 +97,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], source: str = "training config") -> TrainConfig:
-        if not isinstance(values, Mapping):
-            raise ConfigError(f"{source}: expected a mapping, got {type(values).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(
-                f"{source}: unknown training option(s) {', '.join(map(str, unknown))} "
-                f"(known: {', '.join(sorted(known))})"
-            )
+        check_known_keys(values, (f.name for f in fields(cls)), source, "training option")
         values = dict(values)
         for f in fields(cls):  # YAML reads 1e-3 as a string; accept it as a number
             if f.type == "float" and isinstance(values.get(f.name), str):
@@ -130,21 +122,8 @@ def load_train_config(
     source = "training config"
     if not isinstance(config, Mapping):
         source = str(config)
-        try:
-            with open(config, encoding="utf-8") as handle:
-                config = yaml.safe_load(handle) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"{source}: file not found") from None
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{source}: not valid YAML ({' '.join(str(exc).split())})") from None
-    if not isinstance(config, Mapping):
-        raise ConfigError(f"{source}: expected a mapping with model: and training: sections")
-    unknown = sorted(set(config) - {"model", "training"})
-    if unknown:
-        raise ConfigError(
-            f"{source}: unknown section(s) {', '.join(map(str, unknown))} "
-            "(expected model: and training:)"
-        )
+        config = load_yaml_mapping(config, "training config")
+    check_known_keys(config, ("model", "training"), source, "section")
     model = dict(config.get("model") or {})
     for name in ("input_dim", "num_tokens"):
         if name in model:

@@ -294,7 +294,7 @@ def test_feature_config_round_trip_and_dims(tmp_path):
         ("cmvn: sometimes\n", "cmvn"),
         ("delta_order: -1\n", "delta_order"),
         ("- a\n- b\n", "mapping"),
-        ("kind: [unclosed\n", "cannot read"),
+        ("kind: [unclosed\n", "not valid YAML"),
     ],
 )
 def test_bad_feature_config_is_one_line_naming_the_file(tmp_path, text, message):

@@ -1,0 +1,48 @@
+"""YAML configuration files: safe loading and key checks, with one-line errors naming the file.
+
+Feature configs, training configs (``model:`` and ``training:`` sections) and the ``feats.yaml``
+that ``asr features`` leaves in a data directory are all read through here. ``yaml.safe_load``
+only: a config file can hold data, never objects to construct.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import yaml
+
+from asr.errors import ConfigError, DataDirError
+from asr.fileio import read_bytes
+
+
+def load_yaml_mapping(path: str | os.PathLike, what: str = "config") -> dict[str, Any]:
+    """The top-level mapping of a YAML file (an empty file is an empty mapping)."""
+    try:
+        data = yaml.safe_load(read_bytes(path).decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: {what} is not valid UTF-8") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
+    except DataDirError as exc:  # missing or unreadable: a config problem here
+        raise ConfigError(str(exc)) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: {what} must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def check_known_keys(
+    values: Mapping[str, Any], known: Iterable[str], source: str, what: str = "option"
+) -> None:
+    """ConfigError listing the keys of ``values`` not in ``known`` (a typo, usually)."""
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{source}: expected a mapping, got {type(values).__name__}")
+    known = set(known)
+    unknown = sorted(map(str, set(values) - known))
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown {what}(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})"
+        )
