@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
+from dataclasses import fields
 from typing import Any
 
 import yaml
@@ -46,3 +47,16 @@ def check_known_keys(
         raise ConfigError(
             f"{source}: unknown {what}(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})"
         )
+
+
+def validated_dataclass(cls: type, values: Mapping[str, Any], source: str) -> Any:
+    """An instance of dataclass ``cls`` from ``values`` (defaults for the rest), checked by its
+    ``validate(source)`` so that an error names the file, not the class.
+
+    ``__init__`` is bypassed on purpose: its own validation would report without the source.
+    """
+    instance = cls.__new__(cls)
+    for f in fields(cls):
+        setattr(instance, f.name, values.get(f.name, f.default))
+    instance.validate(source)
+    return instance

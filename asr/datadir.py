@@ -106,6 +106,17 @@ def _parse_table(path: Path, allow_empty: bool = False) -> _Table:
     return table
 
 
+def _read_tables(path: Path) -> dict[str, _Table]:
+    """Every known table present in data directory ``path``, parsed leniently."""
+    if not path.is_dir():
+        raise DataDirError(f"{path}: data directory not found")
+    return {
+        name: _parse_table(path / name, allow_empty=name == "text")
+        for name in KNOWN_FILES
+        if (path / name).is_file()
+    }
+
+
 def _strict(table: _Table) -> _Table:
     if table.problems:
         raise DataDirError(table.problems[0])
@@ -211,12 +222,7 @@ class DataDir:
         Consistency between the tables is not checked here: use ``validate_datadir``.
         """
         path = Path(path)
-        if not path.is_dir():
-            raise DataDirError(f"{path}: data directory not found")
-        tables: dict[str, _Table] = {}
-        for name in KNOWN_FILES:
-            if (path / name).is_file():
-                tables[name] = _strict(_parse_table(path / name, allow_empty=name == "text"))
+        tables = {name: _strict(table) for name, table in _read_tables(path).items()}
         if "utt2spk" not in tables:
             raise DataDirError(f"{path / 'utt2spk'}: file not found")
         if "wav.scp" not in tables and "feats.scp" not in tables:
@@ -556,12 +562,7 @@ def fix_datadir(path: str | os.PathLike) -> FixReport:
     audio (or feature) file is missing, writes every table sorted and regenerates spk2utt.
     """
     path = Path(path)
-    if not path.is_dir():
-        raise DataDirError(f"{path}: data directory not found")
-    tables: dict[str, _Table] = {}
-    for name in KNOWN_FILES:
-        if (path / name).is_file():
-            tables[name] = _parse_table(path / name, allow_empty=name == "text")
+    tables = _read_tables(path)
     removed = sum(len(t.problems) for t in tables.values())
     if "utt2spk" in tables:
         utt2spk = {u: s for u, s in tables["utt2spk"].values.items() if len(s.split()) == 1}

@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from asr.config import check_known_keys, load_yaml_mapping
+from asr.config import check_known_keys, load_yaml_mapping, validated_dataclass
 from asr.errors import ConfigError
 
 CELL_TYPES = ("lstm", "gru", "rnn")
@@ -115,11 +115,7 @@ class ModelConfig:
         missing = [name for name in ("input_dim", "num_tokens") if name not in values]
         if missing:
             raise ConfigError(f"{source}: missing {', '.join(missing)}")
-        config = cls.__new__(cls)
-        for f in fields(cls):
-            setattr(config, f.name, values.get(f.name, f.default))
-        config.validate(source)
-        return config
+        return validated_dataclass(cls, values, source)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from asr.config import check_known_keys, load_yaml_mapping
+from asr.config import check_known_keys, load_yaml_mapping, validated_dataclass
 from asr.dataset import (
     Example,
     FeatureSet,
@@ -105,11 +105,7 @@ class TrainConfig:
                     values[f.name] = float(values[f.name])
                 except ValueError:
                     pass  # validate() names the field
-        config = cls.__new__(cls)
-        for f in fields(cls):
-            setattr(config, f.name, values.get(f.name, f.default))
-        config.validate(source)
-        return config
+        return validated_dataclass(cls, values, source)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
