@@ -394,15 +394,12 @@ def validate_datadir(path: str | os.PathLike, check_files: bool = True) -> list[
     path = Path(path)
     if not path.is_dir():
         return [f"{path}: data directory not found"]
-    tables: dict[str, _Table] = {}
+    tables = _read_tables(path)
     problems: list[str] = []
-    for name in KNOWN_FILES:
-        if (path / name).is_file():
-            table = _parse_table(path / name, allow_empty=name == "text")
-            tables[name] = table
-            problems += table.problems
-            if table.unsorted:
-                problems.append(table.unsorted)
+    for table in tables.values():
+        problems += table.problems
+        if table.unsorted:
+            problems.append(table.unsorted)
     if "utt2spk" not in tables:
         problems.append(f"{path / 'utt2spk'}: file not found (required)")
         return problems
