@@ -19,9 +19,9 @@ from tqdm import tqdm
 from asr.dataset import FeatureSet, make_batches
 from asr.decode import greedy_decode
 from asr.errors import AsrError, DataDirError
-from asr.fileio import atomic_write
 from asr.model import AcousticModel, ModelConfig
 from asr.package import ModelPackage, load_package
+from asr.score import write_transcripts
 from asr.tokens import SPACE, TokenList
 
 log = logging.getLogger(__name__)
@@ -132,9 +132,5 @@ def decode_datadir(
         summary.decoded += len(ids)
     bar.close()
 
-    out = Path(out_dir)
-    with atomic_write(out / "text") as handle:
-        for utt in sorted(hypotheses):
-            text = hypotheses[utt]
-            handle.write(f"{utt} {text}\n" if text else f"{utt}\n")
+    write_transcripts(Path(out_dir) / "text", hypotheses)
     return summary
