@@ -15,7 +15,7 @@ import sys
 from asr import __version__
 from asr.errors import AsrError
 
-COMMANDS = ("prepare", "data", "features", "train", "decode", "score")
+COMMANDS = ("prepare", "data", "features", "train", "average", "decode", "score")
 
 
 def build_parser() -> argparse.ArgumentParser:

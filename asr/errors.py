@@ -27,3 +27,7 @@ class PackageError(AsrError):
 
 class CorpusError(AsrError):
     """A corpus on disk, or its download, is missing, incomplete, corrupt or unsafe."""
+
+
+class TrainingError(AsrError):
+    """Training cannot go on (e.g. the loss stays NaN or infinite)."""

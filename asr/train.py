@@ -8,6 +8,14 @@ decoding). After each epoch, in this order: ``epoch-N.pt`` (the model), ``histor
 written atomically, so after a kill ``checkpoint.pt`` is the last complete epoch and
 ``--resume`` continues from it exactly as if nothing had happened. ``final.pt`` is the model
 package of the epoch with the lowest dev loss.
+
+Randomness is a function of the run's seed alone: the model is initialised from ``seed``, each
+epoch reseeds torch from ``(seed, epoch, rank)`` (dropout) and each batch's SpecAugment masks
+come from a generator seeded by ``(seed, epoch, batch number)``. So a resumed run, whatever the
+number of processes it resumes with, continues exactly as an uninterrupted one would.
+
+Under ``torchrun`` every process builds the same length-bucketed batch list and takes every
+``world``-th batch (DistributedDataParallel averages the gradients); only rank 0 writes files.
 """
 
 from __future__ import annotations
@@ -33,7 +41,8 @@ from asr.dataset import (
     load_examples,
     make_batches,
 )
-from asr.errors import ConfigError, DataDirError
+from asr.distributed import World, world_from_env
+from asr.errors import ConfigError, DataDirError, TrainingError
 from asr.fileio import atomic_write
 from asr.package import ModelPackage, load_checkpoint, save_package
 from asr.tokens import UNITS, TokenList
@@ -64,6 +73,10 @@ class TrainConfig:
     early_stopping_patience: int = 6  # epochs without dev improvement before stopping; 0 = never
     min_improvement: float = 0.0  # relative dev-loss decrease that counts as an improvement
     cache_features: bool = True  # keep normalized features in memory
+    num_workers: int = 0  # data-loading processes (0: load in the training process)
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16: autocast dtype (asr.precision)
+    max_nonfinite_batches: int = 10  # consecutive NaN/inf batches tolerated before stopping
+    spec_augment: dict[str, Any] | None = None  # SpecAugmentConfig options; None: off
 
     def __post_init__(self) -> None:
         self.validate()
@@ -75,6 +88,17 @@ class TrainConfig:
             )
         if self.optimizer not in ("adam", "sgd"):
             raise ConfigError(f"{source}: optimizer must be adam or sgd, got {self.optimizer!r}")
+        from asr.precision import PRECISIONS
+
+        if self.precision not in PRECISIONS:
+            raise ConfigError(
+                f"{source}: precision must be one of {', '.join(PRECISIONS)}, "
+                f"got {self.precision!r}"
+            )
+        if self.spec_augment is not None:
+            if not isinstance(self.spec_augment, Mapping):
+                raise ConfigError(f"{source}: spec_augment must be a mapping of options")
+            self.spec_augment_config()  # raises ConfigError naming the bad option
         for f in fields(self):
             value = getattr(self, f.name)
             if f.type in ("int", "float") and (
@@ -109,6 +133,14 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def spec_augment_config(self) -> Any:
+        """The ``SpecAugmentConfig`` of ``spec_augment`` (None when SpecAugment is off)."""
+        if self.spec_augment is None:
+            return None
+        from asr.spec_augment import SpecAugmentConfig
+
+        return SpecAugmentConfig.from_dict(dict(self.spec_augment), "training.spec_augment")
 
 
 def load_train_config(
@@ -170,17 +202,14 @@ def error_rate(refs: Mapping[str, list[str]], hyps: Mapping[str, list[str]]) -> 
     return 100.0 * errors / max(total, 1)
 
 
-def _rng_state(device: torch.device) -> dict[str, Any]:
-    state: dict[str, Any] = {"torch": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
+def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    """The torch seed of one epoch in one process (dropout); batch order uses rank 0's."""
+    return (seed * 1_000_003 + epoch * 7919 + rank * 104_729) % (2**63)
 
 
-def _set_rng_state(state: Mapping[str, Any], device: torch.device) -> None:
-    torch.set_rng_state(state["torch"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
+def batch_seed(seed: int, epoch: int, number: int) -> int:
+    """The seed of one batch's augmentation: the same whichever process trains the batch."""
+    return (seed * 1_000_003 + epoch * 7919 + number * 15_485_863 + 1) % (2**63)
 
 
 def _cpu_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -251,11 +280,15 @@ class _Trainer:
         seed: int,
         device: torch.device,
         progress: bool,
+        world: World,
     ) -> None:
         from asr.model import AcousticModel, ModelConfig
+        from asr.precision import precision_name, resolve_precision
+        from asr.train_step import TrainStep
 
         self.cfg, self.exp_dir, self.seed, self.device = cfg, exp_dir, seed, device
-        self.progress = progress
+        self.world = world
+        self.progress = progress and world.is_main
         self.notes: list[str] = []
         self.train_set = FeatureSet(train_dir, cache=cfg.cache_features)
         texts_path = train_dir / "text"
@@ -279,6 +312,7 @@ class _Trainer:
                 "num_tokens": len(tokens),
             }
         )
+        # every process initialises the same weights (DDP would broadcast rank 0's anyway)
         torch.manual_seed(seed)
         self.model = AcousticModel(self.model_config).to(device)
 
@@ -296,11 +330,22 @@ class _Trainer:
             raise DataDirError(f"{train_dir}: no usable training utterances")
         if not self.dev_loss_ids:
             raise DataDirError(f"{dev_dir}: no dev utterances usable for a dev loss")
+        num_batches = len(self._batches(self.train_examples, None))
+        if num_batches < world.size:
+            raise ConfigError(
+                f"{train_dir}: {num_batches} training batches cannot feed {world.size} "
+                "processes; lower batch_frames or use fewer processes"
+            )
 
+        self.autocast_dtype = resolve_precision(cfg.precision, device)
+        spec = cfg.spec_augment_config()
         self.notes.append(
             f"train {train_dir} ({len(self.train_examples)} utts), dev {dev_dir} "
             f"({len(self.dev_examples)} utts); {len(tokens)} {cfg.unit} tokens incl. blank; "
-            f"{self.model.num_parameters()} parameters; seed {seed}"
+            f"{self.model.num_parameters()} parameters; seed {seed}; "
+            f"precision {precision_name(self.autocast_dtype)} (asked: {cfg.precision}); "
+            f"SpecAugment {'on' if spec is not None else 'off'}; "
+            f"{world.size} process(es) on {device.type}"
         )
         for name, report in self.skipped.items():
             for line in report.lines(name):
@@ -318,6 +363,24 @@ class _Trainer:
                 momentum=cfg.momentum,
                 weight_decay=cfg.weight_decay,
             )
+        network: torch.nn.Module = self.model
+        if world.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [device.index] if device.type == "cuda" else None
+            network = DistributedDataParallel(self.model, device_ids=ids)
+        self.step = TrainStep(
+            network,
+            self.model,
+            self.optimizer,
+            device,
+            grad_clip=cfg.grad_clip,
+            autocast_dtype=self.autocast_dtype,
+            spec_augment=spec,
+            distributed=world.distributed,
+        )
+        # a frequency mask covers the same bins in the static and every delta block
+        self.step.delta_blocks = self.train_set.config.delta_order + 1
         self.state: dict[str, Any] = {
             "epoch": 0,
             "best_dev_loss": math.inf,
@@ -348,20 +411,28 @@ class _Trainer:
         return {"model": model, "training": self.cfg.to_dict(), "seed": self.seed}
 
     def save_epoch(self) -> None:
-        epoch = self.state["epoch"]
-        extra = {"train_config": self.train_config_dict(), "epoch": epoch, "unit": self.cfg.unit}
-        save_package(
-            self.package(_cpu_state_dict(self.model), extra), self.exp_dir / f"epoch-{epoch}.pt"
-        )
-        self.write_reports()
-        # The checkpoint goes last: it is the commit point of the epoch.
-        save_package(
-            self.package(_cpu_state_dict(self.model), extra),
-            self.exp_dir / CHECKPOINT,
-            optimizer=self.optimizer.state_dict(),
-            train_state=self.state,
-            rng=_rng_state(self.device),
-        )
+        """Rank 0 writes the epoch's files; every process waits until they are complete."""
+        if self.world.is_main:
+            epoch = self.state["epoch"]
+            extra = {
+                "train_config": self.train_config_dict(),
+                "epoch": epoch,
+                "unit": self.cfg.unit,
+            }
+            weights = _cpu_state_dict(self.model)
+            save_package(self.package(weights, extra), self.exp_dir / f"epoch-{epoch}.pt")
+            self.write_reports()
+            # The checkpoint goes last: it is the commit point of the epoch.
+            save_package(
+                self.package(weights, extra),
+                self.exp_dir / CHECKPOINT,
+                optimizer=self.optimizer.state_dict(),
+                train_state=self.state,
+                scaler=self.step.scaler.state_dict(),
+            )
+        from asr.distributed import barrier
+
+        barrier()
 
     def write_reports(self) -> None:
         from asr.curves import plot_curves
@@ -386,18 +457,21 @@ class _Trainer:
             raise ConfigError(f"{path}: a model package, not a training checkpoint")
         self.model.load_state_dict(payload["state_dict"])
         self.optimizer.load_state_dict(payload["optimizer"])
+        if payload.get("scaler"):
+            self.step.scaler.load_state_dict(payload["scaler"])
         self.state = payload["train_state"]
         if self.state["seed"] != self.seed:
             # the batch order of the remaining epochs derives from the run's seed: keep it
             logger.warning("%s: keeping the run's seed %d", path, self.state["seed"])
             self.seed = self.state["seed"]
-        self.state["notes"].append(f"resumed after epoch {self.state['epoch']}")
+        self.state["notes"].append(
+            f"resumed after epoch {self.state['epoch']} with {self.world.size} process(es)"
+        )
         self.state["done"] = ""
         if self.state["stop_reason"] == f"max_epochs {self.state['epoch']}" and (
             self.state["epoch"] < self.cfg.max_epochs
         ):
             self.state["stop_reason"] = ""  # max_epochs was raised: carry on
-        _set_rng_state(payload["rng"], self.device)
         logger.info("resuming %s after epoch %d", self.exp_dir, self.state["epoch"])
 
     # --- the loop ----------------------------------------------------------------------------
@@ -410,52 +484,96 @@ class _Trainer:
         groups = make_batches(lengths, self.cfg.batch_frames, self.cfg.max_batch_utts, shuffle_seed)
         return [[by_id[u] for u in group] for group in groups]
 
+    def _my_batches(self, batches: list[list[Example]], even: bool) -> list[tuple[int, Any]]:
+        """This process's share of ``batches`` as (global number, batch): every world-th one.
+
+        With ``even`` the tail that cannot be shared equally is left out (this epoch only: the
+        order is reshuffled each epoch), since every DDP step needs every process.
+        """
+        world = self.world
+        numbered = list(enumerate(batches))
+        if even:
+            numbered = numbered[: len(numbered) - len(numbered) % world.size]
+        return numbered[world.rank :: world.size]
+
+    def _loader(self, features: FeatureSet, batches: list[tuple[int, list[Example]]]) -> Any:
+        """Collated batches, loaded by worker processes when ``num_workers`` > 0."""
+        if self.cfg.num_workers == 0:
+            return ((n, collate(features, batch)) for n, batch in batches)
+        from torch.utils.data import DataLoader
+
+        return DataLoader(
+            _CollatedBatches(features, batches),
+            batch_size=None,
+            num_workers=self.cfg.num_workers,
+            pin_memory=self.device.type == "cuda",
+        )
+
     def run_epoch(self, epoch: int) -> float:
         from tqdm import tqdm
 
-        from asr.model import ctc_loss
-
         self.model.train()
-        self.nonfinite_batches = 0
-        # A seed per (run seed, epoch): a resumed epoch sees the same batch order.
+        torch.manual_seed(epoch_seed(self.seed, epoch, self.world.rank))
+        # The order is the same in every process; each takes its share of it.
         batches = self._batches(self.train_examples, self.seed * 1_000_003 + epoch)
-        total_loss, total_tokens = 0.0, 0
-        bar = tqdm(batches, desc=f"epoch {epoch}", unit="batch", disable=not self.progress)
-        for batch in bar:
-            feats, lengths, targets, target_lengths = collate(self.train_set, batch)
-            feats, lengths = feats.to(self.device), lengths.to(self.device)
-            log_probs, out_lengths = self.model(feats, lengths)
-            loss = ctc_loss(log_probs, out_lengths, targets.to(self.device), target_lengths)
-            num_tokens = int(target_lengths.sum())
-            if not torch.isfinite(loss):
-                # zero_infinity covers impossible alignments; a NaN means diverged numerics,
-                # and one bad step would poison the weights for good
-                self.nonfinite_batches += 1
-                logger.warning("epoch %d: non-finite loss, batch skipped", epoch)
+        mine = self._my_batches(batches, even=True)
+        total_loss, total_tokens, skipped, in_a_row = 0.0, 0, 0, 0
+        bar = tqdm(total=len(mine), desc=f"epoch {epoch}", unit="batch", disable=not self.progress)
+        for number, (feats, lengths, targets, target_lengths) in self._loader(self.train_set, mine):
+            result = self.step(
+                feats,
+                lengths,
+                targets,
+                target_lengths,
+                augment_seed=batch_seed(self.seed, epoch, int(number)),
+            )
+            bar.update(1)
+            if result.loss is None:
+                skipped += 1
+                in_a_row += 1
+                logger.warning("epoch %d: non-finite %s, batch skipped", epoch, result.skipped)
+                if in_a_row > self.cfg.max_nonfinite_batches:
+                    raise TrainingError(
+                        f"{self.exp_dir}: {in_a_row} batches in a row had a NaN or infinite "
+                        f"{result.skipped} (epoch {epoch}); stopped. Lower lr, check the "
+                        "features, or resume from the last checkpoint with --resume"
+                    )
                 continue
-            self.optimizer.zero_grad(set_to_none=True)
-            (loss / num_tokens).backward()
-            if self.cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
-            self.optimizer.step()
-            total_loss += float(loss.detach())
-            total_tokens += num_tokens
-            bar.set_postfix(loss=f"{total_loss / total_tokens:.3f}")
+            in_a_row = 0
+            total_loss += result.loss
+            total_tokens += result.tokens
+            bar.set_postfix(loss=f"{total_loss / max(total_tokens, 1):.3f}")
         bar.close()
+        if skipped:
+            note = f"epoch {epoch}: {skipped} batch(es) with a non-finite loss or gradient skipped"
+            self.state["notes"].append(note)
+        from asr.distributed import all_sum
+
+        total_loss, total_tokens = all_sum([total_loss, float(total_tokens)])
         return total_loss / max(total_tokens, 1)
 
     @torch.no_grad()
     def evaluate(self) -> tuple[float, float]:
-        """Dev loss per token (utterances with usable labels) and dev token error rate (%)."""
+        """Dev loss per token (utterances with usable labels) and dev token error rate (%).
+
+        Each process decodes its share of the dev batches; the sums and hypotheses are
+        gathered so that every process takes the same schedule decision.
+        """
         from asr.decode import greedy_decode
+        from asr.distributed import all_gather_objects, all_sum
         from asr.model import ctc_loss
+        from asr.precision import autocast
 
         self.model.eval()
         total_loss, total_tokens = 0.0, 0
         hyps: dict[str, list[str]] = {}
-        for batch in self._batches(self.dev_examples, None):
-            feats, lengths, _, _ = collate(self.dev_set, batch)
-            log_probs, out_lengths = self.model(feats.to(self.device), lengths.to(self.device))
+        mine = self._my_batches(self._batches(self.dev_examples, None), even=False)
+        by_number = dict(mine)
+        for number, (feats, lengths, _, _) in self._loader(self.dev_set, mine):
+            batch = by_number[int(number)]
+            with autocast(self.device, self.autocast_dtype):
+                log_probs, out_lengths = self.model(feats.to(self.device), lengths.to(self.device))
+            log_probs = log_probs.float()
             for ids, e in zip(greedy_decode(log_probs, out_lengths), batch, strict=True):
                 hyps[e.utt_id] = self.tokens.decode_symbols(ids)
             rows = [i for i, e in enumerate(batch) if e.utt_id in self.dev_loss_ids]
@@ -469,6 +587,9 @@ class _Trainer:
                 )
                 total_loss += float(loss)
                 total_tokens += int(target_lengths.sum())
+        total_loss, total_tokens = all_sum([total_loss, float(total_tokens)])
+        for part in all_gather_objects(hyps):
+            hyps.update(part)
         refs = {e.utt_id: e.ref for e in self.dev_examples}
         return total_loss / max(total_tokens, 1), error_rate(refs, hyps)
 
@@ -530,7 +651,8 @@ class _Trainer:
             "dev_ter": best["dev_ter"],
         }
         final_path = self.exp_dir / FINAL
-        save_package(self.package(best_payload["state_dict"], extra), final_path)
+        if self.world.is_main:
+            save_package(self.package(best_payload["state_dict"], extra), final_path)
         summary = TrainSummary(
             best_epoch=s["best_epoch"],
             best_dev_loss=best["dev_loss"],
@@ -542,9 +664,27 @@ class _Trainer:
             history=list(s["history"]),
         )
         s["done"] = "done: " + summary.line()
-        self.write_reports()
+        if self.world.is_main:
+            self.write_reports()
         logger.info(summary.line())
+        from asr.distributed import barrier
+
+        barrier()
         return summary
+
+
+class _CollatedBatches(torch.utils.data.Dataset):
+    """Numbered batches collated in DataLoader workers (features read from ark by offset)."""
+
+    def __init__(self, features: FeatureSet, batches: list[tuple[int, list[Example]]]) -> None:
+        self.features, self.batches = features, batches
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, index: int) -> tuple[int, tuple[torch.Tensor, ...]]:
+        number, batch = self.batches[index]
+        return number, collate(self.features, batch)
 
 
 def _train_texts(features: FeatureSet, text_path: Path) -> list[str]:
@@ -565,35 +705,61 @@ def train(
     threads: int | None = None,
     progress: bool = True,
     epoch_callback: Callable[[dict[str, float]], None] | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> TrainSummary:
     """Train a CTC model; see the module docstring for the files written to ``exp_dir``.
 
     ``resume`` continues from ``exp_dir/checkpoint.pt`` when there is one (and starts fresh when
     there is none); without it an existing checkpoint is an error, so that nothing is overwritten
-    by accident. ``threads`` sets torch's CPU threads (default: all cores). ``epoch_callback``
-    receives each epoch's history record after its checkpoint is written.
+    by accident. ``threads`` sets torch's CPU threads (default: the cores shared among the
+    processes on this machine). ``epoch_callback`` receives each epoch's history record after
+    its checkpoint is written. ``overrides`` replace ``training:`` options of the config (the
+    command line's ``--precision``, ``--workers``, ``--no-spec-augment``).
+
+    Run under ``torchrun`` it trains with DistributedDataParallel; ``device`` "cuda" then means
+    each process's ``LOCAL_RANK`` GPU.
     """
+    from asr import distributed
+
     begin = time.monotonic()
     model_section, cfg = load_train_config(config)
+    if overrides:
+        cfg = TrainConfig.from_dict({**cfg.to_dict(), **overrides}, "command line")
+    world = world_from_env()
     dev = _resolve_device(device)
-    torch.set_num_threads(threads or os.cpu_count() or 1)
+    if dev.type == "cuda" and world.distributed:
+        dev = torch.device("cuda", world.local_rank)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // world.local_size))
+    if not world.is_main:
+        logging.getLogger("asr").setLevel(logging.WARNING)  # one voice: rank 0's
     exp_dir = Path(exp_dir)
     checkpoint = exp_dir / CHECKPOINT
     if checkpoint.exists() and not resume:
         raise ConfigError(
             f"{checkpoint}: exists; pass --resume to continue that run, or use a new exp dir"
         )
-    trainer = _Trainer(
-        model_section, cfg, Path(train_dir), Path(dev_dir), exp_dir, seed, dev, progress
-    )
-    exp_dir.mkdir(parents=True, exist_ok=True)
-    tokens_path = exp_dir / "tokens.txt"
-    if resume and checkpoint.exists():
-        trainer.resume(checkpoint)
-        if trainer.cfg.max_epochs <= trainer.state["epoch"] and not trainer.state["stop_reason"]:
-            trainer.state["stop_reason"] = f"max_epochs {trainer.state['epoch']}"
-    elif resume:
-        logger.info("%s: no checkpoint, starting from scratch", checkpoint)
-    trainer.tokens.save(tokens_path)
-    trainer.fit(epoch_callback)
-    return trainer.finish(time.monotonic() - begin)
+    distributed.init(world, dev)
+    try:
+        trainer = _Trainer(
+            model_section, cfg, Path(train_dir), Path(dev_dir), exp_dir, seed, dev, progress, world
+        )
+        if world.is_main:
+            exp_dir.mkdir(parents=True, exist_ok=True)
+        if resume and checkpoint.exists():
+            trainer.resume(checkpoint)
+            if (
+                trainer.cfg.max_epochs <= trainer.state["epoch"]
+                and not trainer.state["stop_reason"]
+            ):
+                trainer.state["stop_reason"] = f"max_epochs {trainer.state['epoch']}"
+        elif resume:
+            logger.info("%s: no checkpoint, starting from scratch", checkpoint)
+        if world.is_main:
+            trainer.tokens.save(exp_dir / "tokens.txt")
+        distributed.barrier()
+        trainer.fit(epoch_callback)
+        return trainer.finish(time.monotonic() - begin)
+    finally:
+        distributed.shutdown()

@@ -16,11 +16,13 @@ from asr.cli import main
 from asr.datadir import (
     DataDir,
     Segment,
+    combine_datadirs,
     compute_utt2dur,
     fix_datadir,
     read_kaldi_map,
     split_datadir,
     subset_datadir,
+    subset_datadir_by_speaker,
     validate_datadir,
     write_kaldi_map,
 )
@@ -473,6 +475,97 @@ def test_subset(tmp_path):
         subset_datadir(d, ["s1-00"], d)
 
 
+def test_subset_by_speaker(tmp_path):
+    d = make_datadir(tmp_path, {"s1": 2, "s2": 1, "s3": 2})
+    write_lines(d / "spk2gender", ["s1 f", "s2 m", "s3 f"])
+    out = subset_datadir_by_speaker(d, ["s3", "s1"], tmp_path / "keep")
+    data = DataDir.load(out)
+    assert data.utt_ids == ["s1-00", "s1-01", "s3-00", "s3-01"]
+    assert data.extra["spk2gender"] == {"s1": "f", "s3": "f"}
+    assert validate_datadir(out) == []
+    # a held-out list may name speakers this directory does not have
+    out = subset_datadir_by_speaker(d, ["s1", "other"], tmp_path / "drop", exclude=True)
+    assert DataDir.load(out).utt_ids == ["s2-00", "s3-00", "s3-01"]
+    with pytest.raises(DataDirError, match=r"speaker 'zz' is not in the data directory$"):
+        subset_datadir_by_speaker(d, ["s1", "zz"], tmp_path / "bad")
+    with pytest.raises(DataDirError, match="no utterances left"):
+        subset_datadir_by_speaker(d, ["s1", "s2", "s3"], tmp_path / "none", exclude=True)
+    with pytest.raises(DataDirError, match="cannot overwrite"):
+        subset_datadir_by_speaker(d, ["s1"], d)
+
+
+def test_combine_is_the_union_of_tables(tmp_path):
+    a = make_datadir(tmp_path, {"s1": 2, "s2": 1}, name="a")
+    b = make_datadir(tmp_path, {"s2": 1, "s3": 2}, name="b")
+    drop_line(b / "utt2spk", "s2-00")  # b's s2 utterance gets another id, same speaker
+    drop_line(b / "text", "s2-00")
+    drop_line(b / "wav.scp", "s2-00")
+    write_lines(b / "spk2utt", ["s3 s3-00 s3-01"])
+    write_lines(a / "utt2dur", ["s1-00 0.1", "s1-01 0.11", "s2-00 0.1"])  # only a has utt2dur
+    write_lines(a / "spk2gender", ["s1 f", "s2 m"])
+    write_lines(b / "spk2gender", ["s3 m"])
+    out = combine_datadirs([a, b], tmp_path / "all")
+    assert validate_datadir(out.path) == []
+    data = DataDir.load(tmp_path / "all")
+    assert data.utt_ids == ["s1-00", "s1-01", "s2-00", "s3-00", "s3-01"]
+    assert data.wav_scp["s3-01"] == DataDir.load(b).wav_scp["s3-01"]
+    assert data.text["s3-00"] == DataDir.load(b).text["s3-00"]
+    assert data.extra["spk2gender"] == {"s1": "f", "s2": "m", "s3": "m"}
+    assert data.utt2dur is None and not (tmp_path / "all" / "utt2dur").exists()
+
+
+def test_combine_errors_name_both_directories(tmp_path):
+    a = make_datadir(tmp_path, {"s1": 2}, name="a")
+    b = make_datadir(tmp_path, {"s1": 1, "s2": 1}, name="b")
+    with pytest.raises(DataDirError) as info:
+        combine_datadirs([a, b], tmp_path / "all")
+    assert str(info.value) == (
+        f"{b / 'utt2spk'}:1: utterance 's1-00' is also in {a / 'utt2spk'}:1 "
+        "(utterance ids must be unique across combined directories)"
+    )
+    assert not (tmp_path / "all").exists()
+    c = make_datadir(tmp_path, {"s1": 3}, name="c")  # speaker s1 again, utterance s1-02 only
+    for name in ("utt2spk", "text", "wav.scp"):
+        drop_line(c / name, "s1-00")
+        drop_line(c / name, "s1-01")
+    write_lines(c / "spk2utt", ["s1 s1-02"])
+    write_lines(a / "spk2gender", ["s1 f"])
+    write_lines(c / "spk2gender", ["s1 m"])
+    with pytest.raises(DataDirError, match=r"c/spk2gender:1: 's1' is 'm' here but 'f' in .*a/"):
+        combine_datadirs([a, c], tmp_path / "all")
+    write_lines(c / "spk2gender", ["s1 f"])
+    assert combine_datadirs([a, c], tmp_path / "all").spk2utt == {"s1": ["s1-00", "s1-01", "s1-02"]}
+    # one recording id, two different files: the segments could not both be right
+    for d, utt in ((a, "s1-00"), (c, "s1-02")):
+        wav = DataDir.load(d).wav_scp[utt]
+        write_lines(d / "wav.scp", [f"rec {wav}"])
+        write_lines(d / "segments", [f"{u} rec 0 0.05" for u in DataDir.load(d).utt_ids])
+    with pytest.raises(DataDirError, match=r"c/wav.scp:1: 'rec' is '.*' here but '.*' in .*a/"):
+        combine_datadirs([a, c], tmp_path / "all2")
+    with pytest.raises(DataDirError, match="cannot overwrite its source"):
+        combine_datadirs([a, c], a)
+
+
+def test_combine_makes_whole_segments_for_unsegmented_sources(tmp_path):
+    a = make_datadir(tmp_path, {"s1": 2}, name="a")  # 800 and 880 samples at 8 kHz
+    write_lines(a / "utt2dur", ["s1-00 0.1", "s1-01 0.11"])
+    b = make_datadir(tmp_path, {"s2": 1}, name="b")
+    wav = DataDir.load(b).wav_scp["s2-00"]
+    write_lines(b / "wav.scp", [f"rec {wav}"])
+    write_lines(b / "segments", ["s2-00 rec 0.02 0.08"])
+    c = make_datadir(tmp_path, {"s3": 1}, name="c")  # no utt2dur: timed from its header
+    combine_datadirs([a, b, c], tmp_path / "all")
+    assert validate_datadir(tmp_path / "all") == []
+    assert lines_of(tmp_path / "all" / "segments") == [
+        "s1-00 s1-00 0.00 0.10",
+        "s1-01 s1-01 0.00 0.11",
+        "s2-00 rec 0.02 0.08",
+        "s3-00 s3-00 0.00 0.10",
+    ]
+    data = DataDir.load(tmp_path / "all")
+    assert len(data.load_audio("s1-01")[0]) == 880 and len(data.load_audio("s2-00")[0]) == 480
+
+
 # --- command line ----------------------------------------------------------------------------
 
 
@@ -545,6 +638,38 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
         .err.strip()
         .endswith("cannot split 1 speakers into 4 parts (splits are by speaker)")
     )
+
+
+def test_cli_combine_and_subset_by_speaker(tmp_path, capsys):
+    a = make_datadir(tmp_path, {"s1": 2, "s2": 1}, name="a")
+    b = make_datadir(tmp_path, {"s3": 2}, name="b")
+    all_dir = tmp_path / "all"
+    assert main(["data", "combine", str(all_dir), str(a), str(b)]) == 0
+    assert (
+        capsys.readouterr().out.strip() == f"{all_dir}: 5 utterances, 3 speakers from 2 directories"
+    )
+    write_lines(tmp_path / "spk", ["s3", "s1"])
+    assert (
+        main(
+            [
+                "data",
+                "subset",
+                str(all_dir),
+                str(tmp_path / "k"),
+                "--spk-list",
+                str(tmp_path / "spk"),
+            ]
+        )
+        == 0
+    )
+    assert capsys.readouterr().out.strip() == f"{tmp_path / 'k'}: 4 utterances, 2 speakers"
+    args = ["data", "subset", str(all_dir), str(tmp_path / "x"), "--exclude-spk-list"]
+    assert main([*args, str(tmp_path / "spk")]) == 0
+    assert DataDir.load(tmp_path / "x").utt_ids == ["s2-00"]
+    with pytest.raises(SystemExit):  # one way of choosing at a time
+        main([*args, str(tmp_path / "spk"), "--spk-list", str(tmp_path / "spk")])
+    assert main(["data", "combine", str(tmp_path / "twice"), str(a), str(a)]) == 1
+    assert "is also in" in capsys.readouterr().err
 
 
 # --- utt2dur ---------------------------------------------------------------------------------

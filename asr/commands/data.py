@@ -1,4 +1,4 @@
-"""``asr data``: validate, fix, split and subset Kaldi data directories."""
+"""``asr data``: validate, fix, split, subset, combine and augment Kaldi data directories."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import sys
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "data",
-        help="check, repair, split or subset a Kaldi data directory",
-        description="Check, repair, split or subset a Kaldi data directory "
+        help="check, repair, split, subset, combine or augment Kaldi data directories",
+        description="Check, repair, split, subset, combine or augment Kaldi data directories "
         "(wav.scp, text, utt2spk, spk2utt, segments, ...).",
     )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -69,7 +69,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="copy chosen utterances into a new data directory",
         description="Write chosen utterances into a new data directory, every table filtered, "
         "as Kaldi's utils/subset_data_dir.sh: those listed in a file (first token of each line, "
-        "so a text or utt2spk file works), or the first or last N in sorted order.",
+        "so a text or utt2spk file works), the first or last N in sorted order, or those of "
+        "the speakers listed in a file (or of all speakers but those; a spk2utt file works).",
     )
     subset.add_argument("data_dir", metavar="DIR")
     subset.add_argument("out_dir", metavar="OUT_DIR")
@@ -77,6 +78,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     choice.add_argument("--utt-list", metavar="FILE", help="utterance ids")
     choice.add_argument("--first", type=int, metavar="N", help="the first N utterances")
     choice.add_argument("--last", type=int, metavar="N", help="the last N utterances")
+    choice.add_argument(
+        "--spk-list", metavar="FILE", help="speaker ids: keep every utterance of these speakers"
+    )
+    choice.add_argument(
+        "--exclude-spk-list",
+        metavar="FILE",
+        help="speaker ids: keep every utterance of all other speakers",
+    )
     subset.set_defaults(func=run_subset)
 
     crop = actions.add_parser(
@@ -95,6 +104,98 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--allow-pipes", action="store_true", help="run wav.scp entries that are shell pipes"
     )
     crop.set_defaults(func=run_crop)
+
+    combine = actions.add_parser(
+        "combine",
+        help="write the union of data directories",
+        description="Write the union of data directories into DST, as Kaldi's "
+        "utils/combine_data.sh: an utterance id in two sources is an error; a table missing "
+        "from some source is left out; segments are made for sources without them.",
+    )
+    combine.add_argument("out_dir", metavar="DST")
+    combine.add_argument("sources", metavar="SRC", nargs="+")
+    combine.set_defaults(func=run_combine)
+
+    speed = actions.add_parser(
+        "speed-perturb",
+        help="add speed-perturbed copies (sp0.9-, sp1.1-) of every utterance",
+        description="Write DST with a copy of every utterance of SRC per speed factor, as "
+        "Kaldi's utils/data/perturb_data_dir_speed_3way.sh: factor f changes tempo and pitch "
+        "as sox 'speed f'; copies are utterances sp<f>-<utt> of speakers sp<f>-<spk>, written "
+        "as FLAC files; factor 1 keeps the originals as they are. Unreadable utterances are "
+        "reported and skipped (exit status 1).",
+    )
+    speed.add_argument("data_dir", metavar="SRC")
+    speed.add_argument("out_dir", metavar="DST")
+    speed.add_argument(
+        "--factors",
+        type=float,
+        nargs="+",
+        default=[0.9, 1.0, 1.1],
+        metavar="F",
+        help="speed factors (default: 0.9 1.0 1.1)",
+    )
+    _add_augment_options(speed)
+    speed.set_defaults(func=run_speed_perturb)
+
+    noise = actions.add_parser(
+        "add-noise",
+        help="add noisy copies (noise1-, ...) of every utterance at random SNRs",
+        description="Write DST with noisy copies of every utterance of SRC, as Kaldi's "
+        "steps/data/augment_data_dir.py: copy k is utterance noise<k>-<utt> of speaker "
+        "noise<k>-<spk>, with noise at an SNR drawn uniformly from a range, taken from the "
+        "audio files under a folder or generated. The same seed gives the same audio. "
+        "Unreadable or silent utterances are reported and skipped (exit status 1).",
+    )
+    noise.add_argument("data_dir", metavar="SRC")
+    noise.add_argument("out_dir", metavar="DST")
+    noise.add_argument(
+        "--snr",
+        type=_snr_range,
+        default=(5.0, 20.0),
+        metavar="LOW:HIGH",
+        help="SNR range in dB (default 5:20; one number for a fixed SNR)",
+    )
+    source = noise.add_mutually_exclusive_group()
+    source.add_argument("--noise-dir", metavar="DIR", help="noise audio files (any format)")
+    source.add_argument(
+        "--noise-type",
+        choices=("white", "pink", "brown"),
+        default="white",
+        help="generated noise when there is no --noise-dir (default white)",
+    )
+    noise.add_argument("--copies", type=int, default=1, metavar="N", help="noisy copies each")
+    noise.add_argument(
+        "--no-clean",
+        dest="keep_clean",
+        action="store_false",
+        help="leave the clean utterances out of DST",
+    )
+    noise.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    _add_augment_options(noise)
+    noise.set_defaults(func=run_add_noise)
+
+
+def _add_augment_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--audio-dir", metavar="DIR", help="where the new audio files go (default DST/audio)"
+    )
+    parser.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="no progress bar"
+    )
+    parser.add_argument(
+        "--allow-pipes", action="store_true", help="run wav.scp entries that are shell pipes"
+    )
+
+
+def _snr_range(text: str) -> tuple[float, float]:
+    low, sep, high = text.partition(":")
+    try:
+        return (float(low), float(high)) if sep else (float(low), float(low))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not an SNR range in dB such as 5:20"
+        ) from None
 
 
 def run_validate(args: argparse.Namespace) -> int:
@@ -141,6 +242,16 @@ def run_utt2dur(args: argparse.Namespace) -> int:
 def run_subset(args: argparse.Namespace) -> int:
     from asr.datadir import DataDir, read_kaldi_map, subset_datadir
 
+    if args.spk_list is not None or args.exclude_spk_list is not None:
+        from asr.datadir import subset_datadir_by_speaker
+
+        listed = args.spk_list if args.spk_list is not None else args.exclude_spk_list
+        speakers = list(read_kaldi_map(listed, allow_empty=True))
+        exclude = args.spk_list is None
+        out = subset_datadir_by_speaker(args.data_dir, speakers, args.out_dir, exclude=exclude)
+        data = DataDir.load(out)
+        print(f"{out}: {len(data.utt2spk)} utterances, {len(data.spk2utt)} speakers")
+        return 0
     if args.utt_list is not None:
         utt_ids = list(read_kaldi_map(args.utt_list, allow_empty=True))
     else:
@@ -161,4 +272,54 @@ def run_crop(args: argparse.Namespace) -> int:
         args.data_dir, args.out_dir, args.per_utt, seed=args.seed, allow_pipe=args.allow_pipes
     )
     print(f"{args.out_dir}: {report.summary()}")
+    return 1 if report.failed else 0
+
+
+def run_combine(args: argparse.Namespace) -> int:
+    from asr.datadir import combine_datadirs, validate_datadir
+
+    data = combine_datadirs(args.sources, args.out_dir)
+    print(
+        f"{data.path}: {len(data.utt2spk)} utterances, {len(data.spk2utt)} speakers "
+        f"from {len(args.sources)} directories"
+    )
+    # As Kaldi, whose combine_data.sh ends with fix_data_dir.sh: say what is still wrong.
+    problems = validate_datadir(data.path, check_files=False)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return 1 if problems else 0
+
+
+def run_speed_perturb(args: argparse.Namespace) -> int:
+    from asr.speed_perturb import speed_perturb_datadir
+
+    report = speed_perturb_datadir(
+        args.data_dir,
+        args.out_dir,
+        factors=args.factors,
+        audio_dir=args.audio_dir,
+        progress=args.progress,
+        allow_pipe=args.allow_pipes,
+    )
+    print(report.summary())
+    return 1 if report.failed else 0
+
+
+def run_add_noise(args: argparse.Namespace) -> int:
+    from asr.noise import add_noise_datadir
+
+    report = add_noise_datadir(
+        args.data_dir,
+        args.out_dir,
+        snr_range=args.snr,
+        noise_dir=args.noise_dir,
+        noise_type=args.noise_type,
+        copies=args.copies,
+        keep_clean=args.keep_clean,
+        seed=args.seed,
+        audio_dir=args.audio_dir,
+        progress=args.progress,
+        allow_pipe=args.allow_pipes,
+    )
+    print(report.summary())
     return 1 if report.failed else 0

@@ -14,7 +14,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "Train a BiLSTM-CTC model on the features of TRAIN_DIR (from 'asr features'), "
             "validating on DEV_DIR each epoch. Writes EXP_DIR/final.pt (the model package of "
             "the best dev-loss epoch), checkpoint.pt, epoch-N.pt, tokens.txt, train.log, "
-            "history.tsv and curves.png."
+            "history.tsv and curves.png. Under torchrun (torchrun --nproc_per_node N -m asr "
+            "train ...) it trains with DistributedDataParallel: gloo on CPU, NCCL on GPU."
         ),
     )
     parser.add_argument("--config", required=True, help="training YAML (model: and training:)")
@@ -34,6 +35,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help=f"CPU threads for torch (default: all cores, {os.cpu_count()})",
     )
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        default=None,
+        help="autocast dtype (default: the config's, else auto = bf16 where the hardware has "
+        "it natively, fp16 on older GPUs, else fp32); fp32 turns mixed precision off",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="data-loading processes (default: the config's)"
+    )
+    parser.add_argument(
+        "--no-spec-augment", action="store_true", help="turn off the config's SpecAugment"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
 
@@ -44,6 +58,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.threads is not None and args.threads < 1:
         raise ConfigError(f"--threads {args.threads}: must be at least 1")
+    overrides: dict[str, object] = {}
+    if args.precision is not None:
+        overrides["precision"] = args.precision
+    if args.workers is not None:
+        overrides["num_workers"] = args.workers
+    if args.no_spec_augment:
+        overrides["spec_augment"] = None
     summary = train(
         args.config,
         args.train_dir,
@@ -54,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         threads=args.threads,
         progress=not args.no_progress,
+        overrides=overrides,
     )
     print(summary.line())
     return 0

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Spoken digits (Free Spoken Digit Dataset): BiLSTM-CTC over the ten digit words, scored on
+# speakers it has heard (the official split) and on speakers it has never heard
+# (leave-one-speaker-out). See RESULTS.
+#
+#   ./run.sh [--corpus-dir DIR] [--protocol official|loso|both] [--folds "SPK ..."]
+#            [--stage N] [--stop-stage M] [--seed S] [--threads N] [--nproc N]
+#            [--speed-perturb true|false] [--noise true|false] [--spec-augment true|false]
+#            [--precision auto|fp32|bf16|fp16] [--average N] [--data DIR] [--exp DIR]
+#
+# Protocols (asr prepare fsdd):
+#   official  test = recordings 0-4 of every speaker (the dataset's split), dev = 5-9, train = rest
+#   loso      one fold per speaker: test = all of his recordings; train and dev (recordings 5-9)
+#             come from the other speakers only, so model selection never sees him either
+# Augmentation (defaults in conf/augment.conf; each switchable here):
+#   speed perturbation 0.9/1.0/1.1 of the training data (asr data speed-perturb, Kaldi's sp copies),
+#   additive noise at a random SNR (asr data add-noise), SpecAugment during training.
+# --nproc N trains with N processes (torchrun, DistributedDataParallel, gloo on CPU).
+# Without --corpus-dir the dataset's public git archive is downloaded into downloads/.
+set -euo pipefail
+script=$(readlink -f "$0")
+cd "$(dirname "$script")"
+
+corpus_dir=
+protocol=both
+folds=            # default: every speaker of the corpus
+stage=0
+stop_stage=100
+seed=0
+threads=0         # 0: all cores
+nproc=1
+precision=
+feature_conf=conf/fbank.yaml
+train_conf=conf/train.yaml
+data=data
+exp=exp/blstm
+. conf/augment.conf   # speed_perturb, noise, noise_snr, noise_type, noise_dir, spec_augment, average
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --corpus-dir) corpus_dir=$2; shift 2 ;;
+    --protocol) protocol=$2; shift 2 ;;
+    --folds) folds=$2; shift 2 ;;
+    --stage) stage=$2; shift 2 ;;
+    --stop-stage) stop_stage=$2; shift 2 ;;
+    --seed) seed=$2; shift 2 ;;
+    --threads) threads=$2; shift 2 ;;
+    --nproc) nproc=$2; shift 2 ;;
+    --speed-perturb) speed_perturb=$2; shift 2 ;;
+    --noise) noise=$2; shift 2 ;;
+    --noise-dir) noise_dir=$2; shift 2 ;;
+    --spec-augment) spec_augment=$2; shift 2 ;;
+    --precision) precision=$2; shift 2 ;;
+    --average) average=$2; shift 2 ;;
+    --feature-conf) feature_conf=$2; shift 2 ;;
+    --train-conf) train_conf=$2; shift 2 ;;
+    --data) data=$2; shift 2 ;;
+    --exp) exp=$2; shift 2 ;;
+    -h|--help) sed -n '2,/^set -e/p' "$script" | grep '^#' | cut -c3-; exit 0 ;;
+    *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+case "$protocol" in official|loso|both) ;; *) echo "run.sh: bad --protocol $protocol" >&2; exit 2 ;; esac
+
+run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+
+if [ -z "$corpus_dir" ]; then
+  # a complete copy already in downloads/ is reused without the network
+  asr prepare fsdd --download downloads "$data/official" >/dev/null
+  corpus_dir=downloads/free-spoken-digit-dataset-1.0.10
+fi
+if [ -z "$folds" ]; then
+  folds=$(ls "$corpus_dir"/recordings 2>/dev/null || ls "$corpus_dir")
+  folds=$(echo "$folds" | sed -n 's/^[0-9]_\(.*\)_[0-9]*\.wav$/\1/p' | sort -u | tr '\n' ' ')
+fi
+
+train_opts=(--seed "$seed" --resume --no-progress)
+[ "$threads" -gt 0 ] && train_opts+=(--threads "$threads")
+[ -n "$precision" ] && train_opts+=(--precision "$precision")
+[ "$spec_augment" = true ] || train_opts+=(--no-spec-augment)
+train_cmd=(asr train)
+[ "$nproc" -gt 1 ] && train_cmd=(torchrun --standalone --nproc_per_node "$nproc" -m asr train)
+
+# One experiment: prepare, augment, extract, train, average, decode, score. $1 = data dir,
+# $2 = exp dir, the rest = asr prepare fsdd options.
+run_one() {
+  local d=$1 e=$2; shift 2
+  local train_set=train
+  [ "$speed_perturb" = true ] && train_set=${train_set}_sp
+  [ "$noise" = true ] && train_set=${train_set}_noise
+
+  if run_stage 0; then
+    asr prepare fsdd --corpus-dir "$corpus_dir" "$@" "$d" >/dev/null
+    for x in train dev test; do asr data validate "$d/$x"; done
+  fi
+  if run_stage 1; then
+    local src=train
+    if [ "$speed_perturb" = true ]; then
+      asr data speed-perturb "$d/train" "$d/train_sp" --factors 0.9 1.0 1.1 --no-progress
+      src=train_sp
+    fi
+    if [ "$noise" = true ]; then
+      local noise_src=(--noise-type "$noise_type")
+      [ -n "$noise_dir" ] && noise_src=(--noise-dir "$noise_dir")
+      asr data add-noise "$d/$src" "$d/${src}_noise" --snr "$noise_snr" "${noise_src[@]}" \
+        --seed "$seed" --no-progress
+    fi
+  fi
+  if run_stage 2; then
+    for x in $train_set dev test; do
+      asr features "$d/$x" --config $feature_conf --ark-dir "$d/$x/ark" --no-progress \
+        2>>"$d/features.log"
+    done
+  fi
+  if run_stage 3; then
+    "${train_cmd[@]}" --config $train_conf --train-dir "$d/$train_set" --dev-dir "$d/dev" \
+      --exp-dir "$e" "${train_opts[@]}" | tail -1
+  fi
+  if run_stage 4; then
+    # the model of the recipe: the average of the best epochs by dev loss
+    asr average "$e" "$e/average.pt" --num "$average" --select best
+  fi
+  if run_stage 5; then
+    asr decode "$e/average.pt" "$d/test" "$e/decode_test" --no-progress 2>>"$e/decode.log"
+    asr score "$d/test/text" "$e/decode_test/text" --alignments "$e/decode_test/per_utt" \
+      > "$e/decode_test/wer"
+  fi
+}
+
+if [ "$protocol" != loso ]; then
+  echo "== official split: test = recordings 0-4 of every speaker"
+  run_one "$data/official" "$exp/official"
+  run_stage 5 && echo "official $(head -1 "$exp/official/decode_test/wer")"
+fi
+
+if [ "$protocol" != official ]; then
+  echo "== leave-one-speaker-out: $folds"
+  for spk in $folds; do
+    run_one "$data/loso_$spk" "$exp/loso_$spk" --test-speaker "$spk"
+    run_stage 5 && echo "loso $spk $(head -1 "$exp/loso_$spk/decode_test/wer")"
+  done
+  if run_stage 5; then
+    # the mean of the folds' WERs, and the pooled WER (all errors / all words) beside it
+    for spk in $folds; do head -1 "$exp/loso_$spk/decode_test/wer"; done \
+      | awk '{ s += $2; e += $4; w += $6; n++ }
+             END { printf "%%WER %.2f mean of %d leave-one-speaker-out folds (pooled %.2f [ %d / %d ])\n",
+                   s / n, n, 100 * e / w, e, w }' \
+      | tee "$exp/loso_mean_wer"
+  fi
+fi
