@@ -57,6 +57,12 @@ def _load_scp(path: Path) -> Mapping[str, Any]:
         raise DataDirError(f"{path}: cannot read ({exc.__class__.__name__}: {exc})") from None
 
 
+def _check_finite(stats: torch.Tensor, what: str) -> None:
+    # one NaN frame would make every utterance normalised with these stats NaN
+    if not bool(torch.isfinite(stats).all()):
+        raise DataDirError(f"{what} are not finite (NaN or inf in the features); re-extract them")
+
+
 def _stats_of(feats: torch.Tensor) -> torch.Tensor:
     from asr.features import compute_cmvn_stats
 
@@ -177,8 +183,10 @@ class FeatureSet:
             stats = self.speaker_stats().get(spk)
             if stats is None:
                 raise DataDirError(f"{self.data_dir / 'cmvn.scp'}: no stats for speaker '{spk}'")
+            _check_finite(stats, f"{self.data_dir}: CMVN statistics of speaker '{spk}'")
             return stats
         if mode == "global":
+            _check_finite(self.global_stats, f"{self.data_dir}: global CMVN statistics")
             return self.global_stats
         return None
 

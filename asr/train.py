@@ -507,6 +507,9 @@ class _Trainer:
             batch_size=None,
             num_workers=self.cfg.num_workers,
             pin_memory=self.device.type == "cuda",
+            # its own generator: drawing the workers' seed from the global one would shift
+            # every dropout mask, and the result would depend on the number of workers
+            generator=torch.Generator().manual_seed(0),
         )
 
     def run_epoch(self, epoch: int) -> float:
@@ -517,7 +520,7 @@ class _Trainer:
         # The order is the same in every process; each takes its share of it.
         batches = self._batches(self.train_examples, self.seed * 1_000_003 + epoch)
         mine = self._my_batches(batches, even=True)
-        total_loss, total_tokens, skipped, in_a_row = 0.0, 0, 0, 0
+        total_loss, total_tokens, skipped = 0.0, 0, 0
         bar = tqdm(total=len(mine), desc=f"epoch {epoch}", unit="batch", disable=not self.progress)
         for number, (feats, lengths, targets, target_lengths) in self._loader(self.train_set, mine):
             result = self.step(
@@ -530,7 +533,9 @@ class _Trainer:
             bar.update(1)
             if result.loss is None:
                 skipped += 1
-                in_a_row += 1
+                # counted across epochs (and kept in the checkpoint): "in a row" means in a row
+                in_a_row = self.state.get("nonfinite_in_a_row", 0) + 1
+                self.state["nonfinite_in_a_row"] = in_a_row
                 logger.warning("epoch %d: non-finite %s, batch skipped", epoch, result.skipped)
                 if in_a_row > self.cfg.max_nonfinite_batches:
                     raise TrainingError(
@@ -539,7 +544,7 @@ class _Trainer:
                         "features, or resume from the last checkpoint with --resume"
                     )
                 continue
-            in_a_row = 0
+            self.state["nonfinite_in_a_row"] = 0
             total_loss += result.loss
             total_tokens += result.tokens
             bar.set_postfix(loss=f"{total_loss / max(total_tokens, 1):.3f}")
@@ -550,7 +555,12 @@ class _Trainer:
         from asr.distributed import all_sum
 
         total_loss, total_tokens = all_sum([total_loss, float(total_tokens)])
-        return total_loss / max(total_tokens, 1)
+        if total_tokens == 0:
+            raise TrainingError(
+                f"{self.exp_dir}: every batch of epoch {epoch} had a NaN or infinite loss or "
+                "gradient; stopped. Lower lr or check the features"
+            )
+        return total_loss / total_tokens
 
     @torch.no_grad()
     def evaluate(self) -> tuple[float, float]:

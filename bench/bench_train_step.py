@@ -1,7 +1,11 @@
 """Benchmark: one training step of the acoustic model against a bare nn.LSTM forward+backward.
 
-Our step: AcousticModel forward (frame stacking, exact per-utterance bidirectional layers, CTC
-output), CTC loss, backward, gradient clipping and an Adam step. Reference: a bare
+Our step is ``asr.train_step.TrainStep``, exactly what ``asr train`` runs per batch: SpecAugment
+(on by default: 2 frequency masks of up to 8 bins, 2 time masks of up to 20 frames, time warp
+5; ``--no-spec-augment`` turns it off), AcousticModel forward (frame stacking, exact
+per-utterance bidirectional layers, CTC output) under the precision ``asr train`` picks (auto:
+fp32 on a CPU without native bf16), CTC loss, NaN guards, backward, gradient clipping and an
+Adam step. Reference: a bare
 ``nn.LSTM(bidirectional=True, num_layers=N)`` on the already stacked, zero-padded batch of the same
 shape, forward plus backward of the summed output (no loss, no optimizer). Both are timed in the
 same process, alternating; the best run of each and the median of per-repeat ratios are reported
@@ -20,7 +24,10 @@ import time
 import torch
 from torch import nn
 
-from asr.model import AcousticModel, ModelConfig, ctc_loss
+from asr.model import AcousticModel, ModelConfig
+from asr.precision import precision_name, resolve_precision
+from asr.spec_augment import SpecAugmentConfig
+from asr.train_step import TrainStep
 
 
 def main() -> None:
@@ -36,6 +43,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=300, help="longest subsampled length")
     parser.add_argument("--tokens", type=int, default=62)
     parser.add_argument("--cell", default="lstm")
+    parser.add_argument("--precision", default="auto", help="as asr train's (default auto)")
+    parser.add_argument("--no-spec-augment", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -59,6 +68,18 @@ def main() -> None:
     )
     model = AcousticModel(config).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    device = torch.device("cpu")
+    dtype = resolve_precision(args.precision, device)
+    spec = None
+    if not args.no_spec_augment:
+        spec = SpecAugmentConfig(
+            freq_masks=2, freq_width=8, time_masks=2, time_width=20, time_warp=5
+        )
+    train_step = TrainStep(
+        model, model, optimizer, device, grad_clip=5.0, autocast_dtype=dtype, spec_augment=spec
+    )
+    flat_targets = torch.cat([targets[i, : target_lengths[i]] for i in range(args.batch)])
+    seeds = iter(range(10**6))
 
     reference = nn.LSTM(
         args.feat_dim * args.stack, args.hidden, num_layers=args.layers, bidirectional=True
@@ -66,12 +87,9 @@ def main() -> None:
     ref_input = torch.randn(args.frames, args.batch, args.feat_dim * args.stack)
 
     def our_step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        log_probs, out_lengths = model(feats, in_lengths)
-        loss = ctc_loss(log_probs, out_lengths, targets, target_lengths)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        optimizer.step()
+        result = train_step(feats, in_lengths, flat_targets, target_lengths, next(seeds))
+        if result.loss is None:
+            raise SystemExit(f"benchmark batch skipped: non-finite {result.skipped}")
 
     def reference_step() -> None:
         reference.zero_grad(set_to_none=True)
@@ -109,7 +127,8 @@ def main() -> None:
         f" x stack {args.stack} / skip {args.skip} = {args.feat_dim * args.stack} dims,"
         f" batch {args.batch} utterances of {int(sub_lengths.min())}-{args.frames}"
         f" subsampled frames, {args.tokens} tokens, threads {args.threads},"
-        f" best of {args.repeats}"
+        f" best of {args.repeats}; precision {precision_name(dtype)},"
+        f" SpecAugment {'on' if spec else 'off'}"
     )
     print(f"reference nn.LSTM fwd+bwd: {ref_time:.3f} s/step  {frames / ref_time:9.0f} frames/s")
     print(f"asr train step:            {our_time:.3f} s/step  {frames / our_time:9.0f} frames/s")

@@ -64,6 +64,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     utt2dur.set_defaults(func=run_utt2dur)
 
+    trim = actions.add_parser(
+        "trim-silence",
+        help="cut each utterance to its speech (segments), for isolated-word corpora",
+        description="Write OUT_DIR with a segments file that cuts every utterance to the span "
+        "from its first to its last speech frame (10 ms frame energy within THRESHOLD_DB of "
+        "the utterance's loudest frame), widened by MARGIN seconds. Audio is not rewritten. "
+        "Unreadable utterances are reported and skipped (exit status 1).",
+    )
+    trim.add_argument("data_dir", metavar="DIR")
+    trim.add_argument("out_dir", metavar="OUT_DIR")
+    trim.add_argument("--threshold-db", type=float, default=-30.0, help="default: -30")
+    trim.add_argument("--margin", type=float, default=0.05, help="seconds (default: 0.05)")
+    trim.add_argument("--allow-pipes", action="store_true", help="run wav.scp shell pipes")
+    trim.add_argument("--no-progress", action="store_true")
+    trim.set_defaults(func=run_trim_silence)
+
     subset = actions.add_parser(
         "subset",
         help="copy chosen utterances into a new data directory",
@@ -322,4 +338,19 @@ def run_add_noise(args: argparse.Namespace) -> int:
         allow_pipe=args.allow_pipes,
     )
     print(report.summary())
+    return 1 if report.failed else 0
+
+
+def run_trim_silence(args: argparse.Namespace) -> int:
+    from asr.trim_silence import trim_silence_datadir
+
+    report = trim_silence_datadir(
+        args.data_dir,
+        args.out_dir,
+        threshold_db=args.threshold_db,
+        margin=args.margin,
+        allow_pipe=args.allow_pipes,
+        progress=not args.no_progress,
+    )
+    print(f"{args.out_dir}: {report.summary()}")
     return 1 if report.failed else 0

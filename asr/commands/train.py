@@ -77,5 +77,8 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         overrides=overrides,
     )
-    print(summary.line())
+    from asr.distributed import world_from_env
+
+    if world_from_env().is_main:  # one summary, not one per torchrun process
+        print(summary.line())
     return 0

@@ -5,13 +5,16 @@
 #
 #   ./run.sh [--corpus-dir DIR] [--protocol official|loso|both] [--folds "SPK ..."]
 #            [--stage N] [--stop-stage M] [--seed S] [--threads N] [--nproc N]
-#            [--speed-perturb true|false] [--noise true|false] [--spec-augment true|false]
+#            [--trim-silence true|false] [--speed-perturb true|false] [--noise true|false]
+#            [--spec-augment true|false]
 #            [--precision auto|fp32|bf16|fp16] [--average N] [--data DIR] [--exp DIR]
 #
 # Protocols (asr prepare fsdd):
 #   official  test = recordings 0-4 of every speaker (the dataset's split), dev = 5-9, train = rest
 #   loso      one fold per speaker: test = all of his recordings; train and dev (recordings 5-9)
 #             come from the other speakers only, so model selection never sees him either
+# End-pointing: every utterance is cut to its speech +-50 ms (asr data trim-silence), since the
+# speakers left very different silences around their words.
 # Augmentation (defaults in conf/augment.conf; each switchable here):
 #   speed perturbation 0.9/1.0/1.1 of the training data (asr data speed-perturb, Kaldi's sp copies),
 #   additive noise at a random SNR (asr data add-noise), SpecAugment during training.
@@ -34,7 +37,7 @@ feature_conf=conf/fbank.yaml
 train_conf=conf/train.yaml
 data=data
 exp=exp/blstm
-. conf/augment.conf   # speed_perturb, noise, noise_snr, noise_type, noise_dir, spec_augment, average
+. conf/augment.conf   # trim_silence, speed_perturb, noise, noise_*, spec_augment, average
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -46,6 +49,7 @@ while [ $# -gt 0 ]; do
     --seed) seed=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     --nproc) nproc=$2; shift 2 ;;
+    --trim-silence) trim_silence=$2; shift 2 ;;
     --speed-perturb) speed_perturb=$2; shift 2 ;;
     --noise) noise=$2; shift 2 ;;
     --noise-dir) noise_dir=$2; shift 2 ;;
@@ -90,7 +94,15 @@ run_one() {
   [ "$noise" = true ] && train_set=${train_set}_noise
 
   if run_stage 0; then
-    asr prepare fsdd --corpus-dir "$corpus_dir" "$@" "$d" >/dev/null
+    if [ "$trim_silence" = true ]; then
+      # end-pointing, the same for train, dev and test (no transcript is used): see RESULTS
+      asr prepare fsdd --corpus-dir "$corpus_dir" "$@" "$d/raw" >/dev/null
+      for x in train dev test; do
+        asr data trim-silence "$d/raw/$x" "$d/$x" --no-progress >/dev/null
+      done
+    else
+      asr prepare fsdd --corpus-dir "$corpus_dir" "$@" "$d" >/dev/null
+    fi
     for x in train dev test; do asr data validate "$d/$x"; done
   fi
   if run_stage 1; then
