@@ -100,6 +100,7 @@ class FeatureSet:
         self._cache: dict[str, torch.Tensor] = {}
         self._global_stats = global_stats
         self._speaker_stats: dict[str, torch.Tensor] | None = None
+        self._finite_checked: set[str] = set()  # speakers ("" = global) whose stats are finite
         self.num_frames = self._read_num_frames()
 
     def __len__(self) -> int:
@@ -183,10 +184,14 @@ class FeatureSet:
             stats = self.speaker_stats().get(spk)
             if stats is None:
                 raise DataDirError(f"{self.data_dir / 'cmvn.scp'}: no stats for speaker '{spk}'")
-            _check_finite(stats, f"{self.data_dir}: CMVN statistics of speaker '{spk}'")
+            if spk not in self._finite_checked:
+                _check_finite(stats, f"{self.data_dir}: CMVN statistics of speaker '{spk}'")
+                self._finite_checked.add(spk)
             return stats
         if mode == "global":
-            _check_finite(self.global_stats, f"{self.data_dir}: global CMVN statistics")
+            if "" not in self._finite_checked:
+                _check_finite(self.global_stats, f"{self.data_dir}: global CMVN statistics")
+                self._finite_checked.add("")
             return self.global_stats
         return None
 

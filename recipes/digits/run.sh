@@ -6,7 +6,7 @@
 #   ./run.sh [--corpus-dir DIR] [--protocol official|loso|both] [--folds "SPK ..."]
 #            [--stage N] [--stop-stage M] [--seed S] [--threads N] [--nproc N]
 #            [--trim-silence true|false] [--speed-perturb true|false] [--noise true|false]
-#            [--spec-augment true|false]
+#            [--speed-factors "0.9 1.0 1.1"] [--spec-augment true|false]
 #            [--precision auto|fp32|bf16|fp16] [--average N] [--data DIR] [--exp DIR]
 #
 # Protocols (asr prepare fsdd):
@@ -51,6 +51,7 @@ while [ $# -gt 0 ]; do
     --nproc) nproc=$2; shift 2 ;;
     --trim-silence) trim_silence=$2; shift 2 ;;
     --speed-perturb) speed_perturb=$2; shift 2 ;;
+    --speed-factors) speed_factors=$2; shift 2 ;;
     --noise) noise=$2; shift 2 ;;
     --noise-dir) noise_dir=$2; shift 2 ;;
     --spec-augment) spec_augment=$2; shift 2 ;;
@@ -108,7 +109,7 @@ run_one() {
   if run_stage 1; then
     local src=train
     if [ "$speed_perturb" = true ]; then
-      asr data speed-perturb "$d/train" "$d/train_sp" --factors 0.9 1.0 1.1 --no-progress
+      asr data speed-perturb "$d/train" "$d/train_sp" --factors $speed_factors --no-progress
       src=train_sp
     fi
     if [ "$noise" = true ]; then
