@@ -19,19 +19,13 @@ import json
 import logging
 import os
 import re
-import shutil
-import tempfile
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import soundfile
 
 from asr.audio import load_audio
-
-# _CHUNK is private to yesno, but sharing it keeps the two downloaders reading alike.
-from asr.corpora.yesno import _CHUNK, extract_tar_safely
+from asr.corpora.download import download, extract_tar_safely, find_audio_folder
 from asr.datadir import DataDir, spk2utt_from_utt2spk
 from asr.errors import AsrError, AudioError, ConfigError, CorpusError
 
@@ -90,12 +84,7 @@ def parse_name(path: str | os.PathLike) -> Recording:
 
 def _find_recordings(corpus_dir: Path) -> Path:
     """The folder of wavs: CORPUS_DIR/recordings, or CORPUS_DIR itself when it holds the wavs."""
-    if not corpus_dir.is_dir():
-        raise CorpusError(f"{corpus_dir}: FSDD corpus directory not found")
-    nested = corpus_dir / RECORDINGS
-    if not any(corpus_dir.glob("*.wav")) and nested.is_dir():
-        return nested
-    return corpus_dir
+    return find_audio_folder(corpus_dir, RECORDINGS, "FSDD")
 
 
 def _check_audio(path: Path) -> float:
@@ -293,27 +282,6 @@ def _count_recordings(recordings_dir: Path) -> int:
     return count
 
 
-def _fetch(url: str, target: Path) -> None:
-    """Fetch ``url`` into a temporary file beside ``target`` and rename it only when complete.
-
-    yesno's downloader insists on a SHA-256, and none is published for this archive.
-    """
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            try:
-                with urllib.request.urlopen(url, timeout=60) as response:
-                    shutil.copyfileobj(response, out, _CHUNK)
-            except (urllib.error.URLError, OSError, ValueError) as exc:
-                reason = getattr(exc, "reason", exc)
-                raise CorpusError(f"{url}: download failed ({reason})") from None
-        os.replace(tmp, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-
-
 def download_fsdd(dest_dir: str | os.PathLike, url: str = URL) -> Path:
     """Download and unpack FSDD release ``TAG`` into DEST_DIR; return the corpus folder.
 
@@ -343,7 +311,7 @@ def download_fsdd(dest_dir: str | os.PathLike, url: str = URL) -> Path:
         log.info("%s: already downloaded, not downloading again", archive)
     else:
         log.info("downloading %s", url)
-        _fetch(url, archive)
+        download(url, archive)  # no published checksum: see the docstring
     extract_tar_safely(archive, dest_dir)
     recordings_dir = corpus / RECORDINGS
     if not recordings_dir.is_dir():

@@ -8,18 +8,12 @@ here ``DATA_DIR/train`` and ``DATA_DIR/test``); the transcript is the file name 
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import logging
 import os
 import re
-import shutil
-import tarfile
-import tempfile
-import urllib.error
-import urllib.request
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
+from asr.corpora.download import download, extract_tar_safely, find_audio_folder, sha256_of
 from asr.errors import AudioError, CorpusError
 from asr.fileio import atomic_write
 
@@ -40,7 +34,6 @@ SPLITS = ("train", "test")
 WORDS = {"0": "NO", "1": "YES"}
 
 _NAME = re.compile(r"[01](?:_[01])*")
-_CHUNK = 1 << 16
 
 
 def transcript_from_name(stem: str) -> str:
@@ -48,16 +41,6 @@ def transcript_from_name(stem: str) -> str:
     if not _NAME.fullmatch(stem):
         raise ValueError(f"{stem!r} is not a yes/no transcript (expected 0s and 1s joined by _)")
     return " ".join(WORDS[bit] for bit in stem.split("_"))
-
-
-def _find_waves(corpus_dir: Path) -> Path:
-    """The folder holding the wavs: CORPUS_DIR itself, or CORPUS_DIR/waves_yesno (a download)."""
-    if not corpus_dir.is_dir():
-        raise CorpusError(f"{corpus_dir}: yes/no corpus directory not found")
-    nested = corpus_dir / FOLDER_IN_ARCHIVE
-    if not any(corpus_dir.glob("*.wav")) and nested.is_dir():
-        return nested
-    return corpus_dir
 
 
 def _scan(waves_dir: Path, quiet: bool = False) -> dict[str, str]:
@@ -139,7 +122,7 @@ def prepare_yesno(corpus_dir: str | os.PathLike, data_dir: str | os.PathLike) ->
     other than 60, is an error, found before anything is written. Writes wav.scp (absolute
     paths), text, utt2spk, spk2utt and utt2dur; returns {"train": path, "test": path}.
     """
-    waves_dir = _find_waves(Path(corpus_dir)).resolve()
+    waves_dir = find_audio_folder(Path(corpus_dir), FOLDER_IN_ARCHIVE, "yes/no").resolve()
     transcripts = _scan(waves_dir)
     # Kaldi lists the files with `ls`; the names are digits and underscores only, so byte
     # order and every locale's order agree.
@@ -168,115 +151,6 @@ def prepare_yesno(corpus_dir: str | os.PathLike, data_dir: str | os.PathLike) ->
     return out
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _download(url: str, target: Path, sha256: str) -> None:
-    """Fetch ``url`` into a temporary file beside ``target``; rename only when the hash matches."""
-    from tqdm import tqdm
-
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    tmp = Path(tmp_name)
-    try:
-        digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out:
-            try:
-                response = urllib.request.urlopen(url, timeout=60)
-            except (urllib.error.URLError, OSError, ValueError) as exc:
-                reason = getattr(exc, "reason", exc)
-                raise CorpusError(f"{url}: download failed ({reason})") from None
-            with (
-                response,
-                tqdm(
-                    total=int(response.headers.get("Content-Length") or 0) or None,
-                    unit="B",
-                    unit_scale=True,
-                    desc=target.name,
-                ) as bar,
-            ):
-                try:
-                    for block in iter(lambda: response.read(_CHUNK), b""):
-                        out.write(block)
-                        digest.update(block)
-                        bar.update(len(block))
-                except OSError as exc:
-                    raise CorpusError(f"{url}: download interrupted ({exc})") from None
-        if digest.hexdigest() != sha256:
-            raise CorpusError(
-                f"{url}: SHA-256 mismatch (got {digest.hexdigest()}, expected {sha256}); "
-                "download deleted"
-            )
-        os.replace(tmp, target)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-
-
-def _check_member(archive: Path, member: tarfile.TarInfo) -> None:
-    name = member.name
-    parts = PurePosixPath(name).parts
-    if (
-        name.startswith(("/", "\\"))
-        or PurePosixPath(name).is_absolute()
-        or re.match(r"^[A-Za-z]:", name)
-    ):
-        raise CorpusError(f"{archive}: member {name!r} has an absolute path; refusing to extract")
-    if ".." in parts or "\\" in name:
-        raise CorpusError(
-            f"{archive}: member {name!r} points outside the folder; refusing to extract"
-        )
-    if member.issym() or member.islnk():
-        raise CorpusError(f"{archive}: member {name!r} is a link; refusing to extract")
-    if not (member.isfile() or member.isdir()):
-        raise CorpusError(f"{archive}: member {name!r} is a device or fifo; refusing to extract")
-
-
-def extract_tar_safely(archive: str | os.PathLike, dest_dir: str | os.PathLike) -> list[Path]:
-    """Extract a tar archive into ``dest_dir`` and return the top-level paths it created.
-
-    Every member is checked first (no absolute paths, no ``..``, no links, devices or fifos), so
-    an unsafe archive writes nothing; the checked members are then extracted with tarfile's
-    ``data`` filter into a staging folder and moved into place. An existing top-level path is
-    an error rather than something to merge into or overwrite.
-    """
-    archive, dest_dir = Path(archive), Path(dest_dir)
-    try:
-        tar = tarfile.open(archive, "r:*")
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise CorpusError(f"{archive}: not a readable tar archive ({exc})") from None
-    with tar:
-        try:
-            members = tar.getmembers()
-        except (tarfile.TarError, OSError, EOFError) as exc:
-            raise CorpusError(f"{archive}: corrupt tar archive ({exc})") from None
-        for member in members:
-            _check_member(archive, member)
-        tops = sorted({PurePosixPath(m.name).parts[0] for m in members if m.name.strip("/.")})
-        for top in tops:
-            if (dest_dir / top).exists():
-                raise CorpusError(f"{dest_dir / top}: already exists; remove it to extract again")
-        dest_dir.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".extract.", dir=dest_dir))
-        try:
-            # The data filter (Python >= 3.11.4) re-checks what _check_member checked and also
-            # drops permissions a corpus has no use for (setuid, device numbers, owners).
-            options = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-            try:
-                tar.extractall(staging, members=members, **options)
-            except (tarfile.TarError, OSError, EOFError) as exc:
-                raise CorpusError(f"{archive}: extraction failed ({exc})") from None
-            for top in tops:
-                os.replace(staging / top, dest_dir / top)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    return [dest_dir / top for top in tops]
-
-
 def _is_complete(waves_dir: Path) -> bool:
     if not waves_dir.is_dir():
         return False
@@ -302,11 +176,11 @@ def download_yesno(dest_dir: str | os.PathLike, url: str = URL, sha256: str = SH
         return waves_dir
     dest_dir.mkdir(parents=True, exist_ok=True)
     archive = dest_dir / ARCHIVE_NAME
-    if archive.exists() and _sha256(archive) == sha256:
+    if archive.exists() and sha256_of(archive) == sha256:
         log.info("%s: checksum matches, not downloading", archive)
     else:
         log.info("downloading %s", url)
-        _download(url, archive, sha256)
+        download(url, archive, sha256)
     extract_tar_safely(archive, dest_dir)
     if not waves_dir.is_dir():
         raise CorpusError(f"{archive}: has no {FOLDER_IN_ARCHIVE}/ folder")

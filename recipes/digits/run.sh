@@ -71,7 +71,7 @@ run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 
 if [ -z "$corpus_dir" ]; then
   # a complete copy already in downloads/ is reused without the network
-  asr prepare fsdd --download downloads "$data/official" >/dev/null
+  asr prepare fsdd --download downloads "$data/official/raw" >/dev/null
   corpus_dir=downloads/free-spoken-digit-dataset-1.0.10
 fi
 if [ -z "$folds" ]; then
