@@ -207,6 +207,12 @@ class FeatureSet:
             self._cache[utt_id] = feats
         return feats
 
+    def preload(self) -> None:
+        """Normalize every utterance into the cache now (a no-op without ``cache``)."""
+        if self.cache:
+            for utt in self.ids:
+                self[utt]
+
     @property
     def feature_dim(self) -> int:
         """Dimension after normalization (deltas included): the model's input_dim."""

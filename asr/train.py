@@ -378,9 +378,13 @@ class _Trainer:
             autocast_dtype=self.autocast_dtype,
             spec_augment=spec,
             distributed=world.distributed,
+            delta_blocks=self.train_set.config.delta_order + 1,
         )
-        # a frequency mask covers the same bins in the static and every delta block
-        self.step.delta_blocks = self.train_set.config.delta_order + 1
+        if cfg.cache_features and cfg.num_workers > 0:
+            # fill the cache once, before workers fork and share it; otherwise each epoch's
+            # workers would read and normalize everything again into caches that die with them
+            self.train_set.preload()
+            self.dev_set.preload()
         self.state: dict[str, Any] = {
             "epoch": 0,
             "best_dev_loss": math.inf,

@@ -33,6 +33,7 @@ class TrainStep:
     ``network`` may be the model or its DistributedDataParallel wrapper; ``model`` is the bare
     model (for its output lengths and parameters). ``spec_augment`` is a SpecAugmentConfig or
     None; ``autocast_dtype`` None trains in fp32. fp16 uses a gradient scaler, bf16 needs none.
+    ``delta_blocks`` is the number of (static + delta) blocks in the feature dimension.
     """
 
     def __init__(
@@ -45,6 +46,7 @@ class TrainStep:
         autocast_dtype: torch.dtype | None = None,
         spec_augment: object | None = None,
         distributed: bool = False,
+        delta_blocks: int = 1,
     ) -> None:
         self.network, self.model, self.optimizer = network, model, optimizer
         self.device, self.grad_clip, self.dtype = device, grad_clip, autocast_dtype
@@ -52,7 +54,8 @@ class TrainStep:
         self.distributed = distributed
         use_scaler = autocast_dtype == torch.float16 and device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
-        self.delta_blocks = 1
+        # a frequency mask covers the same bins in the static and every delta block
+        self.delta_blocks = delta_blocks
 
     def augment(self, feats: torch.Tensor, lengths: torch.Tensor, seed: int | None) -> torch.Tensor:
         if self.spec_augment is None or seed is None:
@@ -95,10 +98,9 @@ class TrainStep:
         self.scaler.scale(loss / max(num_tokens, 1)).backward()
         self.scaler.unscale_(self.optimizer)
         parameters = [p for p in self.model.parameters() if p.grad is not None]
-        if self.grad_clip > 0:
-            norm = float(torch.nn.utils.clip_grad_norm_(parameters, self.grad_clip))
-        else:
-            norm = float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in parameters])))
+        # with no clipping an infinite limit still returns the norm the NaN guard needs
+        limit = self.grad_clip if self.grad_clip > 0 else math.inf
+        norm = float(torch.nn.utils.clip_grad_norm_(parameters, limit))
         if not math.isfinite(norm) and not self.scaler.is_enabled():
             self.optimizer.zero_grad(set_to_none=True)
             return StepResult(None, num_tokens, "gradient")

@@ -96,6 +96,21 @@ def test_global_cmvn_and_override(tmp_path) -> None:
     )
 
 
+def test_preload_fills_the_cache_without_rereading(tmp_path) -> None:
+    feats = random_feats(3)
+    data = write_datadir(tmp_path / "d", feats, {u: "x" for u in feats}, cmvn="global")
+    fs = FeatureSet(data, cache=True)
+    uncached = FeatureSet(data, cache=False)
+    fs.preload()
+    uncached.preload()  # a no-op without a cache
+    (data / "feats.ark").unlink()  # every later read must come from the cache
+    mean = np.concatenate(list(feats.values())).astype(np.float64).mean(0)
+    for utt in feats:
+        np.testing.assert_allclose(fs[utt].numpy(), feats[utt] - mean, atol=1e-5)
+    with pytest.raises(DataDirError, match="cannot load features"):
+        uncached["u0"]
+
+
 def test_deltas_set_the_feature_dim(tmp_path) -> None:
     feats = random_feats(2)
     data = write_datadir(tmp_path / "d", feats, {u: "x" for u in feats}, delta_order=2)
