@@ -16,7 +16,7 @@ import sys
 from asr import __version__
 from asr.errors import AsrError
 
-COMMANDS = ("prepare", "data", "features", "train", "average", "decode", "score")
+COMMANDS = ("prepare", "data", "features", "train", "average", "decode", "score", "plot")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -36,3 +36,37 @@ def plot_curves(history: Sequence[Mapping[str, Any]], path: str | os.PathLike) -
             fig.savefig(handle, format="png", dpi=100)
     finally:
         plt.close(fig)
+
+
+def plot_runs(
+    runs: Mapping[str, Sequence[Mapping[str, Any]]],
+    path: str | os.PathLike,
+    metric: str = "dev_ter",
+    ylabel: str = "dev token error rate (%)",
+) -> None:
+    """One PNG with ``metric`` per epoch of several runs (name -> history), one line each."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    try:
+        for name, history in runs.items():
+            missing = [h.get("epoch") for h in history if metric not in h]
+            if missing:
+                raise KeyError(f"run {name}: no {metric} at epoch {missing[0]}")
+            # forward-only runs dashed, so the bidirectional/unidirectional pairs stand out
+            style = "--" if "uni" in name or "forward" in name else "-"
+            ax.plot([int(h["epoch"]) for h in history], [h[metric] for h in history], style,
+                    marker="o", markersize=3, label=name)  # fmt: skip
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        with atomic_write(path, "wb") as handle:
+            fig.savefig(handle, format="png", dpi=100)
+    finally:
+        plt.close(fig)

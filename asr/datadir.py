@@ -788,6 +788,33 @@ def subset_datadir_by_speaker(
     return out
 
 
+def copy_datadir(
+    path: str | os.PathLike, out_path: str | os.PathLike, text: str | os.PathLike | None = None
+) -> Path:
+    """Copy a data directory (Kaldi's copy_data_dir.sh), features and all; with ``text``, the
+    copy's transcripts come from that Kaldi table instead (e.g. phones in place of words).
+
+    The new transcripts must cover exactly the directory's utterances: one missing or extra is
+    a DataDirError naming it and the file.
+    """
+    source = Path(path)
+    out = Path(out_path)
+    if out.resolve() == source.resolve():
+        raise DataDirError(f"{out}: a copy cannot overwrite its source data directory")
+    data = DataDir.load(source)
+    if text is not None:
+        table = read_kaldi_map(text, allow_empty=True)
+        missing = sorted(data.utt2spk.keys() - table.keys())
+        extra = sorted(table.keys() - data.utt2spk.keys())
+        for ids, what in ((missing, "has no line for utterance"), (extra, "has unknown utterance")):
+            if ids:
+                more = f" (and {len(ids) - 1} more)" if len(ids) > 1 else ""
+                raise DataDirError(f"{text}: {what} '{ids[0]}' of {source}{more}")
+        data.text = table
+    _write_subset(data, source, out)
+    return out
+
+
 def _write_subset(data: DataDir, source: Path, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name in KNOWN_FILES:  # a table absent from the subset must not survive from before

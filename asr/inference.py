@@ -1,8 +1,9 @@
 """Run a trained model package over a feature data directory and write hypotheses.
 
 This is the ``decode`` arrow of the data flow: ``feats.scp`` (normalized exactly as in training)
-goes through the network in length-sorted batches, and greedy CTC decoding turns the
-log-posteriors into a Kaldi ``text`` file of hypotheses.
+goes through the network in length-sorted batches, and greedy CTC decoding (or, with
+``beam_size`` > 1, CTC prefix beam search) turns the log-posteriors into a Kaldi ``text`` file of
+hypotheses.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from asr.ctc_beam import beam_search_batch
 from asr.dataset import FeatureSet, make_batches
-from asr.decode import greedy_decode
-from asr.errors import AsrError, DataDirError
+from asr.decode import BLANK, greedy_decode
+from asr.errors import AsrError, ConfigError, DataDirError
 from asr.model import AcousticModel, ModelConfig
 from asr.package import ModelPackage, load_package
 from asr.score import write_transcripts
@@ -88,12 +90,18 @@ def decode_datadir(
     batch_frames: int = 20000,
     device: str = "cpu",
     progress: bool = True,
+    beam_size: int = 1,
 ) -> DecodeSummary:
-    """Greedy-decode every utterance of ``data_dir`` into ``out_dir/text``.
+    """Decode every utterance of ``data_dir`` into ``out_dir/text``.
+
+    ``beam_size`` 1 (or 0) is greedy best-path decoding; larger values run CTC prefix beam search
+    (:mod:`asr.ctc_beam`, no language model) with that many prefixes kept per frame.
 
     An utterance whose features cannot be read is logged, skipped and counted; the text file is
     written atomically once all batches are done, so an interrupted run leaves no partial file.
     """
+    if beam_size < 0:
+        raise ConfigError(f"beam size {beam_size}: must not be negative (0 or 1 = greedy)")
     model_path = Path(model_path)
     loaded = load_model(model_path, device)
     # Global CMVN must use the training set's statistics, which the package carries.
@@ -125,7 +133,11 @@ def decode_datadir(
         padded = torch.nn.utils.rnn.pad_sequence(mats, batch_first=True).to(loaded.device)
         with torch.inference_mode():
             log_probs, out_lengths = loaded.model(padded, lengths.to(loaded.device))
-        for utt, token_ids in zip(ids, greedy_decode(log_probs, out_lengths), strict=True):
+        if beam_size > 1:
+            best = beam_search_batch(log_probs, out_lengths, beam_size, blank=BLANK)
+        else:
+            best = greedy_decode(log_probs, out_lengths)
+        for utt, token_ids in zip(ids, best, strict=True):
             hypotheses[utt] = loaded.tokens.decode(token_ids)
         summary.compute_seconds += time.perf_counter() - start
         summary.audio_seconds += float(lengths.sum()) * frame_shift

@@ -18,6 +18,7 @@ from asr.datadir import (
     Segment,
     combine_datadirs,
     compute_utt2dur,
+    copy_datadir,
     fix_datadir,
     read_kaldi_map,
     split_datadir,
@@ -473,6 +474,29 @@ def test_subset(tmp_path):
         subset_datadir(d, ["s1-00", "zz"], tmp_path / "sub2")
     with pytest.raises(DataDirError, match="cannot overwrite"):
         subset_datadir(d, ["s1-00"], d)
+
+
+def test_copy_with_other_transcripts(tmp_path, capsys):
+    d = make_datadir(tmp_path, {"s1": 2, "s2": 1})
+    (d / "feats.yaml").write_text("kind: fbank\n")  # a non-table file travels with the copy
+    write_lines(tmp_path / "phones", ["s1-00 sh ih p", "s1-01 b ow t", "s2-00 s iy"])
+    assert (
+        main(["data", "copy", str(d), str(tmp_path / "ph"), "--text", str(tmp_path / "phones")])
+        == 0
+    )
+    copy = DataDir.load(tmp_path / "ph")
+    assert copy.text == {"s1-00": "sh ih p", "s1-01": "b ow t", "s2-00": "s iy"}
+    assert copy.wav_scp == DataDir.load(d).wav_scp
+    assert (tmp_path / "ph" / "feats.yaml").read_text() == "kind: fbank\n"
+    assert validate_datadir(tmp_path / "ph") == []
+    assert DataDir.load(d).text != copy.text  # the source is untouched
+    write_lines(tmp_path / "short", ["s1-00 a", "s2-00 b"])
+    with pytest.raises(DataDirError, match=r"short: has no line for utterance 's1-01'"):
+        copy_datadir(d, tmp_path / "bad", text=tmp_path / "short")
+    write_lines(tmp_path / "long", ["s1-00 a", "s1-01 b", "s2-00 c", "s9-00 d"])
+    with pytest.raises(DataDirError, match=r"long: has unknown utterance 's9-00'"):
+        copy_datadir(d, tmp_path / "bad", text=tmp_path / "long")
+    assert not (tmp_path / "bad").exists()
 
 
 def test_subset_by_speaker(tmp_path):

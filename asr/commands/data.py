@@ -121,6 +121,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     crop.set_defaults(func=run_crop)
 
+    copy = actions.add_parser(
+        "copy",
+        help="copy a data directory, optionally with other transcripts",
+        description="Copy DIR to OUT_DIR (Kaldi's utils/copy_data_dir.sh), feature files and "
+        "all. With --text FILE the copy's transcripts are FILE (a Kaldi table covering the "
+        "same utterances), e.g. the phone transcripts of a synthetic corpus.",
+    )
+    copy.add_argument("data_dir", metavar="DIR")
+    copy.add_argument("out_dir", metavar="OUT_DIR")
+    copy.add_argument("--text", metavar="FILE", help="transcripts for the copy")
+    copy.set_defaults(func=run_copy)
+
     combine = actions.add_parser(
         "combine",
         help="write the union of data directories",
@@ -278,6 +290,14 @@ def run_subset(args: argparse.Namespace) -> int:
         utt_ids = all_ids[:count] if args.first is not None else all_ids[-count:]
     out = subset_datadir(args.data_dir, utt_ids, args.out_dir)
     print(f"{out}: {len(utt_ids)} utterances")
+    return 0
+
+
+def run_copy(args: argparse.Namespace) -> int:
+    from asr.datadir import DataDir, copy_datadir
+
+    out = copy_datadir(args.data_dir, args.out_dir, text=args.text)
+    print(f"{out}: {len(DataDir.load(out).utt2spk)} utterances")
     return 0
 
 

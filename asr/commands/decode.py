@@ -1,4 +1,4 @@
-"""``asr decode``: greedy CTC decoding of a feature data directory with a model package."""
+"""``asr decode``: CTC decoding (greedy or prefix beam search) of a feature data directory."""
 
 from __future__ import annotations
 
@@ -13,13 +13,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "decode",
         help="decode a data directory's features into a Kaldi text file of hypotheses",
         description="Run MODEL (a package written by 'asr train') over DATA_DIR/feats.scp and "
-        "write OUT_DIR/text with one hypothesis per utterance (greedy CTC best path).",
+        "write OUT_DIR/text with one hypothesis per utterance (greedy CTC best path, or CTC prefix "
+        "beam search with --beam-size above 1).",
     )
     parser.add_argument("model", metavar="MODEL", help="model package, e.g. exp/blstm/final.pt")
     parser.add_argument("data_dir", metavar="DATA_DIR", help="data directory with feats.scp")
     parser.add_argument("out_dir", metavar="OUT_DIR", help="where to write text")
     parser.add_argument(
         "--batch-frames", type=int, default=20000, help="padded frames per batch (default 20000)"
+    )
+    parser.add_argument(
+        "--beam-size",
+        type=int,
+        default=1,
+        help="1 (default): greedy best path, the most probable token of each frame; N > 1: CTC "
+        "prefix beam search, keeping the N most probable token sequences at each frame, each "
+        "scored over all its alignments (no language model; runs in Python on the CPU, slower)",
     )
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument(
@@ -39,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
         if args.threads < 1:
             raise ConfigError(f"--threads {args.threads}: must be at least 1")
         torch.set_num_threads(args.threads)
+    if args.beam_size < 1:
+        raise ConfigError(f"--beam-size {args.beam_size}: must be at least 1 (1 = greedy)")
     summary = decode_datadir(
         args.model,
         args.data_dir,
@@ -46,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         batch_frames=args.batch_frames,
         device=args.device,
         progress=not args.no_progress,
+        beam_size=args.beam_size,
     )
     log.info(
         "decoded %d utterances into %s/text, %d failed; real-time factor %.4f",

@@ -107,9 +107,109 @@ def _run_fsdd(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_synth(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "synth",
+        help="make a corpus of read speech with espeak-ng, flite and festival (no download)",
+        description=(
+            "Synthesise OUT_DIR/train, OUT_DIR/dev and OUT_DIR/test (FLAC audio, word "
+            "transcripts in text, the phones each engine said in phones and their times in "
+            "phones.ctm). Sentences come from the built-in naval-database grammar or from "
+            "--text files; test sentences and test voices never occur in training. The same "
+            "seed gives the same corpus, whatever --jobs."
+        ),
+    )
+    parser.add_argument(
+        "out_dir", nargs="?", metavar="OUT_DIR", help="where train/, dev/ and test/ go"
+    )
+    parser.add_argument(
+        "--hours", type=float, default=1.0, help="hours of training speech (default 1.0)"
+    )
+    parser.add_argument(
+        "--dev-utts", type=int, default=0, help="dev utterances (default: 5%% of train, >= 200)"
+    )
+    parser.add_argument(
+        "--test-utts", type=int, default=0, help="test utterances (default: as --dev-utts)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument(
+        "--text", nargs="+", metavar="FILE", help="prompts from UTF-8 text files, not the grammar"
+    )
+    parser.add_argument("--min-words", type=int, default=3, help="with --text (default 3)")
+    parser.add_argument("--max-words", type=int, default=20, help="with --text (default 20)")
+    parser.add_argument(
+        "--test-voices",
+        nargs="+",
+        metavar="ENGINE:VOICE",
+        help="voices held out for test (default: flite:rms, festival:ked_diphone and four "
+        "espeak-ng voices; see --list-voices)",
+    )
+    parser.add_argument(
+        "--dev-voices",
+        nargs="*",
+        metavar="ENGINE:VOICE",
+        help="voices held out for dev (default: three espeak-ng voices; none: all dev "
+        "utterances in training voices)",
+    )
+    parser.add_argument(
+        "--engines",
+        nargs="+",
+        choices=("espeak-ng", "flite", "festival"),
+        default=["espeak-ng", "flite", "festival"],
+        help="engines to use (default: all that are installed)",
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=0, help="worker processes (default: one per core)"
+    )
+    parser.add_argument("--list-voices", action="store_true", help="list the voices and stop")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=_run_synth)
+
+
+def _run_synth(args: argparse.Namespace) -> int:
+    from asr.corpora import synth
+
+    if args.list_voices:
+        usable, missing = synth.available_engines(args.engines)
+        held_out = {v: "test" for v in synth.DEFAULT_TEST_VOICES}
+        held_out.update({v: "dev" for v in synth.DEFAULT_DEV_VOICES})
+        for engine in usable:
+            for voice in synth.engine_module(engine).voices():
+                print(f"{voice} {held_out.get(str(voice), 'train')}")
+        for engine, packages in missing.items():
+            print(f"# {engine}: not installed (Debian: {packages})")
+        return 0
+    if not args.out_dir:
+        raise ConfigError("prepare synth: give OUT_DIR (or --list-voices)")
+    config = synth.SynthConfig(
+        hours=args.hours,
+        dev_utts=args.dev_utts,
+        test_utts=args.test_utts or args.dev_utts,
+        seed=args.seed,
+        text_files=list(args.text or []),
+        min_words=args.min_words,
+        max_words=args.max_words,
+        test_voices=list(
+            synth.DEFAULT_TEST_VOICES if args.test_voices is None else args.test_voices
+        ),
+        dev_voices=list(synth.DEFAULT_DEV_VOICES if args.dev_voices is None else args.dev_voices),
+        engines=list(args.engines),
+    )
+    report = synth.prepare_synth(
+        args.out_dir, config, jobs=args.jobs or None, progress=not args.no_progress
+    )
+    print(f"{args.out_dir}: {report.summary()}")
+    print(
+        f"synthesised in {report.seconds:.0f} s: "
+        f"{report.real_time_factor_per_core:.0f}x real time per core"
+    )
+    return 0
+
+
 CORPORA: dict[str, Callable[[argparse._SubParsersAction], None]] = {
     "yesno": _add_yesno,
     "fsdd": _add_fsdd,
+    "synth": _add_synth,
 }
 
 

@@ -1,0 +1,1 @@
+"""Speech synthesis for the offline corpus: engines, phone labels and prompts."""
