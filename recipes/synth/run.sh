@@ -3,7 +3,8 @@
 # recogniser and a word recogniser (characters), both BiLSTM-CTC, scored on voices and sentences
 # that never occur in training. Needs no corpus and no network; `make demo` runs it. See RESULTS.
 #
-#   ./run.sh [--hours H] [--stage N] [--stop-stage M] [--seed S] [--threads N] [--jobs N]
+#   ./run.sh [--hours H] [--dev-utts N] [--test-utts N] [--stage N] [--stop-stage M]
+#            [--seed S] [--threads N] [--jobs N]
 #            [--beam-size B] [--text "FILE ..."] [--device cpu|cuda] [--nproc N]
 #            [--phone-conf FILE] [--word-conf FILE] [--data DIR] [--exp DIR]
 #
@@ -23,6 +24,8 @@ script=$(readlink -f "$0")
 cd "$(dirname "$script")"
 
 hours=1
+dev_utts=0      # 0: 5% of the training utterances, at least 200
+test_utts=0
 stage=0
 stop_stage=100
 seed=0
@@ -41,6 +44,8 @@ exp=exp
 while [ $# -gt 0 ]; do
   case "$1" in
     --hours) hours=$2; shift 2 ;;
+    --dev-utts) dev_utts=$2; shift 2 ;;
+    --test-utts) test_utts=$2; shift 2 ;;
     --stage) stage=$2; shift 2 ;;
     --stop-stage) stop_stage=$2; shift 2 ;;
     --seed) seed=$2; shift 2 ;;
@@ -72,7 +77,8 @@ if run_stage 0; then
   prompt_opts=()
   # shellcheck disable=SC2206  # a list of file names, split on whitespace on purpose
   [ -n "$text_files" ] && prompt_opts=(--text $text_files)
-  asr prepare synth "$data" --hours "$hours" --seed "$seed" --jobs "$jobs" --no-progress \
+  asr prepare synth "$data" --hours "$hours" --dev-utts "$dev_utts" --test-utts "$test_utts" \
+    --seed "$seed" --jobs "$jobs" --no-progress \
     "${prompt_opts[@]}"
 fi
 
