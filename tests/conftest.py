@@ -35,3 +35,22 @@ def timit_dir() -> Path:
 @pytest.fixture
 def fsdd_dir() -> Path:
     return shared_path("corpora", "fsdd", "recordings")
+
+
+@pytest.fixture(scope="session")
+def tiny_trained_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A 1-layer model trained for 6 epochs on test_train's synthetic task: (package, test dir)."""
+    from test_train import write_synthetic
+
+    from asr.train import train
+
+    root = tmp_path_factory.mktemp("tiny_model")
+    write_synthetic(root / "train", 60, seed=1)
+    write_synthetic(root / "dev", 12, seed=2)
+    write_synthetic(root / "test", 20, seed=3)
+    config = {
+        "model": {"num_layers": 1, "hidden_size": 24},
+        "training": {"lr": 0.02, "max_epochs": 6, "batch_frames": 80},
+    }
+    train(config, root / "train", root / "dev", root / "exp", threads=1, progress=False)
+    return root / "exp" / "final.pt", root / "test"

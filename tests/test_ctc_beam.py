@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from test_train import write_synthetic
 
 from asr.cli import main
 from asr.ctc_beam import beam_search_batch, prefix_beam_search
@@ -23,7 +22,6 @@ from asr.decode import greedy_decode
 from asr.errors import ConfigError
 from asr.inference import decode_datadir
 from asr.score import read_transcripts, wer
-from asr.train import train
 
 
 def random_log_probs(seed: int, frames: int, tokens: int, scale: float = 2.0) -> np.ndarray:
@@ -242,19 +240,9 @@ def test_batch_respects_lengths() -> None:
     assert beam_search_batch(scores, [0, 0, 0], 6) == [[], [], []]
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> tuple[Path, Path]:
-    # the tiny model of tests/test_inference.py
-    root = tmp_path_factory.mktemp("beam")
-    write_synthetic(root / "train", 60, seed=1)
-    write_synthetic(root / "dev", 12, seed=2)
-    write_synthetic(root / "test", 20, seed=3)
-    config = {
-        "model": {"num_layers": 1, "hidden_size": 24},
-        "training": {"lr": 0.02, "max_epochs": 6, "batch_frames": 80},
-    }
-    train(config, root / "train", root / "dev", root / "exp", threads=1, progress=False)
-    return root / "exp" / "final.pt", root / "test"
+@pytest.fixture
+def trained(tiny_trained_model: tuple[Path, Path]) -> tuple[Path, Path]:
+    return tiny_trained_model
 
 
 def test_decode_with_a_beam_end_to_end(trained, tmp_path, capsys) -> None:

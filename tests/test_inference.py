@@ -12,21 +12,11 @@ from asr.cli import main
 from asr.errors import DataDirError, PackageError
 from asr.inference import decode_datadir
 from asr.score import read_transcripts, wer
-from asr.train import train
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("decode")
-    write_synthetic(root / "train", 60, seed=1)
-    write_synthetic(root / "dev", 12, seed=2)
-    write_synthetic(root / "test", 20, seed=3)
-    config = {
-        "model": {"num_layers": 1, "hidden_size": 24},
-        "training": {"lr": 0.02, "max_epochs": 6, "batch_frames": 80},
-    }
-    train(config, root / "train", root / "dev", root / "exp", threads=1, progress=False)
-    return root / "exp" / "final.pt", root / "test"
+@pytest.fixture
+def trained(tiny_trained_model: tuple[Path, Path]) -> tuple[Path, Path]:
+    return tiny_trained_model
 
 
 def test_decode_writes_every_utterance_and_recognises_them(trained, tmp_path) -> None:
