@@ -16,7 +16,8 @@
 #   4  decode test: greedy and CTC prefix beam search (no LM)
 #   5  score: %PER and %WER lines for the unseen-voice test set
 #   6  transcribe one test utterance from its audio
-# The default size (1 hour) trains in about 10 minutes on 2 CPU cores; --hours 10 with a GPU
+# The default size (1 hour) trains both models in 11 minutes on 2 CPU cores (the whole run took
+# 12; see RESULTS); --hours 10 with a GPU
 # (--device cuda) is the larger run. --text takes prompts from text files instead of the
 # built-in grammar (e.g. --text "$(ls ../../../shared/text/*/*.txt)").
 set -euo pipefail
