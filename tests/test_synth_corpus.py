@@ -170,7 +170,6 @@ def test_unreadable_prompt_file_is_named_and_skipped(
 ) -> None:
     _need_engines()
     good = tmp_path / "good.txt"
-    sentences = [f"the ship number {w} sailed north at dawn today" for w in range(40)]
     words = ("one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
              "fifteen sixteen seventeen eighteen nineteen twenty").split()  # fmt: skip
     sentences = [f"the {a} ships sailed {b} miles north at dawn" for a in words for b in words]
@@ -228,3 +227,15 @@ def test_unknown_voice_is_a_config_error() -> None:
 
     with pytest.raises(ConfigError, match="flite:nobody"):
         synth.plan_corpus(_config(test_voices=["flite:nobody"]), list(ENGINES))
+
+
+def test_a_rerun_leaves_no_stale_feature_table(tmp_path: Path) -> None:
+    """Features of an earlier corpus in the same folder must not survive a new synthesis."""
+    _need_engines()
+    config = _config(engines=["flite"], test_voices=["flite:rms"], dev_voices=[])
+    synth.prepare_synth(tmp_path / "out", config, jobs=1, progress=False)
+    stale = tmp_path / "out" / "train" / "feats.scp"
+    stale.write_text("".join(f"{u} old.ark:1\n" for u in DataDir.load(stale.parent).utt_ids))
+    synth.prepare_synth(tmp_path / "out", config, jobs=1, progress=False)
+    assert not stale.exists()
+    assert validate_datadir(tmp_path / "out" / "train") == []

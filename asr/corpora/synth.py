@@ -35,7 +35,7 @@ from types import ModuleType
 
 from tqdm import tqdm
 
-from asr.datadir import DataDir, spk2utt_from_utt2spk, validate_datadir
+from asr.datadir import DataDir, save_replacing, spk2utt_from_utt2spk, validate_datadir
 from asr.errors import ConfigError, CorpusError
 from asr.fileio import atomic_write
 from asr.speed_perturb import perturb_speed, write_flac
@@ -237,11 +237,14 @@ def plan_corpus(
         raise ConfigError(f"--hours {config.hours}: must be positive")
     all_voices = [v for e in usable_engines for v in engine_module(e).voices()]
     known = set(all_voices)
-    test_voices = [v for v in _parse_voices(config.test_voices, "test voices") if v in known]
-    dev_voices = [v for v in _parse_voices(config.dev_voices, "dev voices") if v in known]
-    for voice in _parse_voices(config.test_voices + config.dev_voices, "voices"):
+    test_asked = _parse_voices(config.test_voices, "test voices")
+    dev_asked = _parse_voices(config.dev_voices, "dev voices")
+    for voice in test_asked + dev_asked:
+        # a voice of a missing engine is dropped with the engine; an unknown one is a typo
         if voice not in known and voice.engine in usable_engines:
             raise ConfigError(f"voice {voice}: not a voice of {voice.engine} here")
+    test_voices = [v for v in test_asked if v in known]
+    dev_voices = [v for v in dev_asked if v in known]
     held_out = set(test_voices) | set(dev_voices)
     train_voices = [v for v in all_voices if v not in held_out]
     if not test_voices:
@@ -347,7 +350,7 @@ def _make_batch(task: tuple[Path, list[PlannedUtterance]]) -> list[_Made]:
     return made
 
 
-def _batches(plan: Sequence[PlannedUtterance], out_dir: Path) -> Iterator[tuple[Path, list]]:
+def _batches(plan: Sequence[PlannedUtterance], out_dir: Path) -> list[tuple[Path, list]]:
     # one voice per batch, so festival loads a voice once per batch
     by_voice: dict[Voice, list[PlannedUtterance]] = {}
     for utt in plan:
@@ -358,7 +361,7 @@ def _batches(plan: Sequence[PlannedUtterance], out_dir: Path) -> Iterator[tuple[
             tasks.append((out_dir, utts[i : i + _BATCH]))
     # interleave the engines so that the progress bar's rate means something early on
     tasks.sort(key=lambda t: _stable_seed(t[1][0].utt_id))
-    return iter(tasks)
+    return tasks
 
 
 def _ctm_lines(utt_id: str, phones: Sequence[PhoneSegment]) -> Iterator[str]:
@@ -383,7 +386,7 @@ def _write_split(
         text={u.utt_id: u.text for u in good},
         utt2dur={u.utt_id: round(made[u.utt_id].duration, 4) for u in good},
     )
-    data.save()
+    save_replacing(data)  # a rerun must not leave the old feats.scp pointing at old features
     with atomic_write(split_dir / "phones") as handle:
         for u in good:
             handle.write(f"{u.utt_id} {' '.join(p.phone for p in made[u.utt_id].phones)}\n")
@@ -431,7 +434,7 @@ def prepare_synth(
     start = time.perf_counter()
     made: dict[str, _Made] = {}
     dropped: Counter[str] = Counter()
-    tasks = list(_batches(plan, out_dir))
+    tasks = _batches(plan, out_dir)
     bar = tqdm(total=len(plan), desc="synthesise", unit="utt", disable=not progress)
     context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
     pool = context.Pool(jobs) if jobs > 1 else None

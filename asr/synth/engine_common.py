@@ -1,4 +1,5 @@
-"""Helpers that the subprocess-driven engines (flite, festival) share."""
+"""What the engines share: the output rate, the silence test and reading flite's and
+festival's output (phone end times, wave files)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import os
 import shutil
 
 import numpy as np
-import soundfile as sf
 
-from asr.audio import resample
+from asr.audio import load_audio
+from asr.errors import AudioError
 from asr.synth.voice import PhoneSegment, SynthesisError, Voice
 
 SAMPLE_RATE = 16000
@@ -18,6 +19,20 @@ SILENCE_PEAK = 1e-3
 
 def have_programs(*names: str) -> bool:
     return all(shutil.which(name) for name in names)
+
+
+def parse_phone_ends(text: str) -> list[tuple[str, float]]:
+    """``phone:end`` tokens, as flite's -psdur and our festival script print them; anything
+    else in the text (warnings, a truncated token) is passed over."""
+    pairs = []
+    for token in text.split():
+        phone, sep, end = token.rpartition(":")
+        if sep and phone:
+            try:
+                pairs.append((phone, float(end)))
+            except ValueError:
+                continue
+    return pairs
 
 
 def segments_from_ends(pairs: list[tuple[str, float]]) -> list[PhoneSegment]:
@@ -33,10 +48,9 @@ def segments_from_ends(pairs: list[tuple[str, float]]) -> list[PhoneSegment]:
 def read_engine_wave(path: str | os.PathLike, voice: Voice, text: str) -> np.ndarray:
     """An engine's output file as 16 kHz float32; silence or no audio is a SynthesisError."""
     try:
-        wave, rate = sf.read(path, dtype="float32", always_2d=True)
-    except (OSError, RuntimeError) as exc:
+        wave, _ = load_audio(path, SAMPLE_RATE)
+    except AudioError as exc:
         raise SynthesisError(f"{voice}: no audio for '{text}' ({exc})") from None
-    wave = wave.mean(axis=1) if wave.shape[1] > 1 else wave[:, 0]
-    if wave.size == 0 or float(np.abs(wave).max()) < SILENCE_PEAK:
+    if float(np.abs(wave).max()) < SILENCE_PEAK:
         raise SynthesisError(f"{voice}: silent output for '{text}'")
-    return resample(np.ascontiguousarray(wave), int(rate), SAMPLE_RATE)
+    return wave

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from asr.audio import resample
+from asr.synth.engine_common import SAMPLE_RATE, SILENCE_PEAK
 from asr.synth.phones import ESPEAK_ACCENTS, espeak_segments
 from asr.synth.voice import DEFAULT_PROSODY, PhoneSegment, Prosody, Synthesis, SynthesisError, Voice
 
@@ -36,7 +37,6 @@ except ImportError:  # not POSIX: the library stays loaded and keeps its state
 
 ENGINE = "espeak-ng"
 PACKAGES = ("espeak-ng",)
-SAMPLE_RATE = 16000
 
 # The English accents espeak-ng 1.51 ships (lang/gmw/en*), in the names -v accepts.
 ACCENTS = ESPEAK_ACCENTS
@@ -95,7 +95,6 @@ _RATE, _VOLUME, _PITCH, _RANGE, _PUNCTUATION, _CAPITALS, _WORDGAP = 1, 2, 3, 4, 
 _VOICE_FILES = {"en-gb": "en"}
 _EVENT_LIST_TERMINATED = 0
 _EVENT_PHONEME = 7
-_SILENT_PEAK = 1e-3  # int16 peak below ~33 counts: nothing audible
 
 
 class _EventId(ctypes.Union):
@@ -376,7 +375,7 @@ def synthesize(text: str, voice: Voice, prosody: Prosody = DEFAULT_PROSODY) -> S
         samples, events, rate = _speak(text, voice.name, wpm, pitch, pitch_range)
     except (OSError, AttributeError) as exc:
         raise SynthesisError(f"voice {voice}: {ENGINE} not available: {exc}") from exc
-    if samples.size == 0 or np.abs(samples).max() < _SILENT_PEAK * 32768:
+    if samples.size == 0 or np.abs(samples).max() < SILENCE_PEAK * 32768:
         raise SynthesisError(f"voice {voice}: no audible speech for sentence {text!r}")
     starts = [sample for _, sample in events] + [samples.size]
     raw = [

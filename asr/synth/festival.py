@@ -16,7 +16,13 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from asr.synth.engine_common import SAMPLE_RATE, have_programs, read_engine_wave, segments_from_ends
+from asr.synth.engine_common import (
+    SAMPLE_RATE,
+    have_programs,
+    parse_phone_ends,
+    read_engine_wave,
+    segments_from_ends,
+)
 from asr.synth.phones import fold_segments
 from asr.synth.voice import DEFAULT_PROSODY, Prosody, Synthesis, SynthesisError, Voice
 
@@ -111,11 +117,7 @@ def _parse(output: str) -> dict[int, list[tuple[str, float]] | None]:
         if kind == "ERR":
             results.setdefault(n, None)
             continue
-        pairs = []
-        for token in rest.split():
-            phone, _, end = token.rpartition(":")
-            pairs.append((phone, float(end)))
-        results[n] = pairs
+        results[n] = parse_phone_ends(rest)
     return results
 
 

@@ -12,7 +12,13 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from asr.synth.engine_common import SAMPLE_RATE, have_programs, read_engine_wave, segments_from_ends
+from asr.synth.engine_common import (
+    SAMPLE_RATE,
+    have_programs,
+    parse_phone_ends,
+    read_engine_wave,
+    segments_from_ends,
+)
 from asr.synth.phones import fold_segments
 from asr.synth.voice import DEFAULT_PROSODY, Prosody, Synthesis, SynthesisError, Voice
 
@@ -37,18 +43,6 @@ def prosody_range(voice: Voice | None = None) -> dict[str, tuple[float, float]]:
     return {"rate": (0.87, 1.15), "pitch": pitch}
 
 
-def _parse_psdur(output: str) -> list[tuple[str, float]]:
-    pairs = []
-    for token in output.split():
-        phone, sep, end = token.rpartition(":")
-        if sep:
-            try:
-                pairs.append((phone, float(end)))
-            except ValueError:
-                continue
-    return pairs
-
-
 def synthesize(text: str, voice: Voice, prosody: Prosody = DEFAULT_PROSODY) -> Synthesis:
     """Say ``text`` with a flite voice; the phones are those flite synthesised, with times."""
     if not text.strip():
@@ -70,7 +64,7 @@ def synthesize(text: str, voice: Voice, prosody: Prosody = DEFAULT_PROSODY) -> S
             detail = done.stderr.strip().splitlines()[-1:] or [f"exit {done.returncode}"]
             raise SynthesisError(f"{voice}: flite failed on '{text}' ({detail[0]})")
         wave = read_engine_wave(out, voice, text)
-    phones = fold_segments(segments_from_ends(_parse_psdur(done.stdout)))
+    phones = fold_segments(segments_from_ends(parse_phone_ends(done.stdout)))
     if not phones:
         raise SynthesisError(f"{voice}: flite gave no phones for '{text}'")
     return Synthesis(wave, SAMPLE_RATE, phones)
