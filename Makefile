@@ -24,7 +24,7 @@ apt:
 	fi
 
 # torch is pinned to 2.13.0 in pyproject.toml: the CPU wheel, not gigabytes of CUDA packages.
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml setup.py asr/score/_calign.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0

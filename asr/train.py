@@ -180,26 +180,13 @@ class TrainSummary:
         )
 
 
-def _edit_distance(ref: Sequence[str], hyp: Sequence[str]) -> int:
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
-    return row[-1]
-
-
 def error_rate(refs: Mapping[str, list[str]], hyps: Mapping[str, list[str]]) -> float:
     """Token error rate in percent: edit distance summed over utterances / reference tokens."""
-    try:
-        from asr.score import wer
-    except ImportError:
-        wer = None
-    if wer is not None:
-        return float(wer(dict(refs), {u: hyps[u] for u in refs}).wer)
-    total = sum(len(r) for r in refs.values())
-    errors = sum(_edit_distance(refs[u], hyps[u]) for u in refs)
-    return 100.0 * errors / max(total, 1)
+    from asr.score import wer
+    from asr.score.align import LEVENSHTEIN_COSTS
+
+    result = wer(dict(refs), {u: hyps[u] for u in refs}, costs=LEVENSHTEIN_COSTS)
+    return 100.0 * result.errors / max(result.ref_words, 1)
 
 
 def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:

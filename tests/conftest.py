@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,22 @@ def tiny_trained_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, 
     }
     train(config, root / "train", root / "dev", root / "exp", threads=1, progress=False)
     return root / "exp" / "final.pt", root / "test"
+
+
+def _sclite_command() -> list[str] | None:
+    if shutil.which("sclite"):
+        return ["sclite"]
+    if shutil.which("sctk"):  # Debian's sctk package puts a dispatcher on PATH: `sctk sclite`
+        return ["sctk", "sclite"]
+    return None
+
+
+@pytest.fixture
+def sclite() -> list[str]:
+    command = _sclite_command()
+    if command is None:
+        message = "sclite not found (Debian package sctk: apt-get install sctk)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return command
