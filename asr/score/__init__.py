@@ -50,8 +50,6 @@ _METRIC_OF_UNIT = {"word": "WER", "char": "CER", "phone": "PER"}
 
 # How many missing utterance ids an error message lists before it just counts them.
 _MAX_LISTED_IDS = 10
-# How a space token is shown in a character alignment, where a bare " " would be invisible.
-_SPACE_SYMBOL = "<space>"
 
 if TYPE_CHECKING:
     from asr.score.align import Costs
@@ -350,32 +348,12 @@ def summary_lines(result: ScoreResult, metric: str | None = None) -> list[str]:
     ]
 
 
-def _show(token: str) -> str:
-    return _SPACE_SYMBOL if token == " " else token
-
-
 def format_alignment(a: Alignment) -> str:
-    """One utterance in sclite's .pra layout: errors upper-cased, gaps as ``*`` of column width."""
-    ref_row, hyp_row, eval_row = [], [], []
-    for op, r, h in a.ops:
-        r_text = "" if r is None else _show(r)
-        h_text = "" if h is None else _show(h)
-        if op != "C":
-            r_text, h_text = r_text.upper(), h_text.upper()
-        width = max(len(r_text), len(h_text))
-        ref_row.append((r_text or "*" * width).ljust(width))
-        hyp_row.append((h_text or "*" * width).ljust(width))
-        eval_row.append(("" if op == "C" else op).ljust(width))
-    block = f"id: ({a.utt_id})\nScores: (#C #S #D #I) {a.hits} {a.subs} {a.dels} {a.ins}\n"
-    if not a.ops:  # both sides empty: sclite shows no rows at all
-        return block
-    # sclite ends every column with a space, including the last one.
-    return (
-        block
-        + f"REF:  {''.join(t + ' ' for t in ref_row)}\n"
-        + f"HYP:  {''.join(t + ' ' for t in hyp_row)}\n"
-        + f"Eval: {''.join(t + ' ' for t in eval_row)}\n"
-    )
+    """One utterance as a block of sclite's .pra: id, counts, REF/HYP/Eval rows (errors upper
+    case, gaps as ``*`` of the column's width), as sclite prints it without ``-s``."""
+    from asr.score.reports import format_pra_block
+
+    return format_pra_block(a, case_sensitive=False)
 
 
 def format_alignments(result: ScoreResult, metric: str | None = None) -> str:
