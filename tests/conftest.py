@@ -57,20 +57,22 @@ def tiny_trained_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, 
     return root / "exp" / "final.pt", root / "test"
 
 
-def _sclite_command() -> list[str] | None:
-    if shutil.which("sclite"):
-        return ["sclite"]
-    if shutil.which("sctk"):  # Debian's sctk package puts a dispatcher on PATH: `sctk sclite`
-        return ["sctk", "sclite"]
-    return None
+def sctk_tool(name: str) -> list[str]:
+    """The command that runs one of NIST SCTK's tools (sclite, sc_stats, rfilter1, ...).
+
+    Debian's sctk package puts a dispatcher on PATH (``sctk sclite``). Without the tool the
+    test is skipped, or fails when CI=true (CI installs sctk).
+    """
+    if shutil.which(name):
+        return [name]
+    if shutil.which("sctk"):
+        return ["sctk", name]
+    message = f"{name} not found (Debian package sctk: apt-get install sctk)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 @pytest.fixture
 def sclite() -> list[str]:
-    command = _sclite_command()
-    if command is None:
-        message = "sclite not found (Debian package sctk: apt-get install sctk)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return command
+    return sctk_tool("sclite")

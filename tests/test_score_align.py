@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import random
 import re
-import shutil
 import subprocess
 from functools import cache
 from pathlib import Path
@@ -28,25 +27,6 @@ from asr.score.align import (
 from asr.score.result import Alignment
 
 Pair = tuple[list[str], list[str]]
-
-
-def _sclite_command() -> list[str] | None:
-    if shutil.which("sclite"):
-        return ["sclite"]
-    if shutil.which("sctk"):  # Debian's sctk package puts a dispatcher on PATH: `sctk sclite`
-        return ["sctk", "sclite"]
-    return None
-
-
-@pytest.fixture
-def sclite() -> list[str]:
-    command = _sclite_command()
-    if command is None:
-        message = "sclite not found (Debian package sctk: apt-get install sctk)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return command
 
 
 @pytest.fixture

@@ -3,10 +3,8 @@ assignment of CTM words to STM segments), with NIST sclite (Debian sctk) as the 
 
 from __future__ import annotations
 
-import os
 import random
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -311,25 +309,6 @@ def test_segment_ctm_by_stm_rules(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # NIST sclite as the oracle
-
-
-def _sclite_command() -> list[str] | None:
-    if shutil.which("sclite"):
-        return ["sclite"]
-    if shutil.which("sctk"):  # Debian's sctk package puts a dispatcher on PATH: `sctk sclite`
-        return ["sctk", "sclite"]
-    return None
-
-
-@pytest.fixture
-def sclite() -> list[str]:
-    command = _sclite_command()
-    if command is None:
-        message = "sclite not found (Debian package sctk: apt-get install sctk)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return command
 
 
 def _ctm_pair(

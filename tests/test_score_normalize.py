@@ -3,13 +3,12 @@ against NIST's own rfilter1 and csrfilt.sh where sctk is installed), fillers, ph
 
 from __future__ import annotations
 
-import os
 import random
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import sctk_tool
 
 from asr.errors import DataDirError
 from asr.score.normalize import (
@@ -340,25 +339,14 @@ def test_glm_in_normalizer_is_normalised_like_the_text() -> None:
 # NIST's tools as the oracle: rfilter1 (GLM rewriting) and csrfilt.sh -dh (hyphen splitting)
 
 
-def _sctk_tool(name: str) -> list[str]:
-    if shutil.which(name):
-        return [name]
-    if shutil.which("sctk"):  # Debian's sctk dispatcher puts its bin dir on PATH for the tool
-        return ["sctk", name]
-    message = f"{name} not found (Debian package sctk: apt-get install sctk)"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 @pytest.fixture
 def rfilter1() -> list[str]:
-    return _sctk_tool("rfilter1")
+    return sctk_tool("rfilter1")
 
 
 @pytest.fixture
 def csrfilt() -> list[str]:
-    return _sctk_tool("csrfilt")
+    return sctk_tool("csrfilt")
 
 
 def _run_rfilter1(rfilter1: list[str], glm_path: Path, lines: list[list[str]]) -> list[list[str]]:

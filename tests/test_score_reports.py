@@ -10,7 +10,6 @@ import difflib
 import itertools
 import json
 import math
-import os
 import random
 import re
 import shutil
@@ -35,25 +34,6 @@ from asr.score.result import Alignment, ScoreResult
 
 # ---------------------------------------------------------------------------------------------
 # sclite
-
-
-def _sclite_command() -> list[str] | None:
-    if shutil.which("sclite"):
-        return ["sclite"]
-    if shutil.which("sctk"):  # Debian's sctk package puts a dispatcher on PATH: `sctk sclite`
-        return ["sctk", "sclite"]
-    return None
-
-
-@pytest.fixture
-def sclite() -> list[str]:
-    command = _sclite_command()
-    if command is None:
-        message = "sclite not found (Debian package sctk: apt-get install sctk)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return command
 
 
 def _run_sclite(

@@ -7,16 +7,15 @@ sc_stats reads), so our MAPSSWE sees exactly the alignments sc_stats sees.
 from __future__ import annotations
 
 import math
-import os
 import random
 import re
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import sctk_tool
 
 from asr.score import significance
 from asr.score.result import Alignment, ScoreError, ScoreResult
@@ -382,32 +381,9 @@ def test_bad_arguments() -> None:
 # SCTK's sc_stats as the oracle
 
 
-def _sctk_command(tool: str) -> list[str] | None:
-    if shutil.which(tool):
-        return [tool]
-    if shutil.which("sctk"):  # Debian's sctk package puts a dispatcher on PATH: `sctk sclite`
-        return ["sctk", tool]
-    return None
-
-
-def _tool(name: str) -> list[str]:
-    command = _sctk_command(name)
-    if command is None:
-        message = f"{name} not found (Debian package sctk: apt-get install sctk)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return command
-
-
-@pytest.fixture
-def sclite() -> list[str]:
-    return _tool("sclite")
-
-
 @pytest.fixture
 def sc_stats() -> list[str]:
-    return _tool("sc_stats")
+    return sctk_tool("sc_stats")
 
 
 _WORDS = (

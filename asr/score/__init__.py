@@ -19,14 +19,20 @@ import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from asr.errors import DataDirError
 from asr.fileio import atomic_write, read_text_lines
+
+# The module, not its align(): a package attribute named ``align`` must stay the submodule.
+from asr.score import align as _aligner
+from asr.score.align import LEVENSHTEIN_COSTS, SCLITE_COSTS, Costs
 from asr.score.result import Alignment, ScoreError, ScoreResult, percent
 
 __all__ = [
+    "LEVENSHTEIN_COSTS",
+    "SCLITE_COSTS",
     "Alignment",
+    "Costs",
     "ScoreError",
     "ScoreResult",
     "by_speaker",
@@ -50,9 +56,6 @@ _METRIC_OF_UNIT = {"word": "WER", "char": "CER", "phone": "PER"}
 
 # How many missing utterance ids an error message lists before it just counts them.
 _MAX_LISTED_IDS = 10
-
-if TYPE_CHECKING:
-    from asr.score.align import Costs
 
 Transcript = str | Sequence[str]
 TimedWords = Sequence[tuple[str, float, float]]
@@ -175,75 +178,34 @@ def wer(
         if unit == "char":
             raise ValueError("time-mediated alignment aligns words or phones, not characters")
         utterances = _timed_alignments(ids, timed_words, normalizer)
-        settings = [("alignment", "time-mediated (sclite -T)"), *settings]
-        return _result(
-            utterances,
-            unit,
-            metric,
-            absent,
-            ids,
-            speakers,
-            normalizer,
-            settings,
-            ref_name,
-            hyp_name,
-        )
-    ref_tokens = [
-        tokenize(ref_map[u], unit, normalizer=normalizer, char_spaces=char_spaces) for u in ids
-    ]
-    hyp_tokens = [
-        tokenize(hyp_map.get(u, ""), unit, normalizer=normalizer, char_spaces=char_spaces)
-        for u in ids
-    ]
-    # Imported here so that the data model (asr.score.result) imports without the aligner.
-    from asr.score.align import SCLITE_COSTS, align
-
-    costs = costs or SCLITE_COSTS
-    codes = align(ref_tokens, hyp_tokens, costs)
-    utterances = [
-        Alignment(u, tuple(r), tuple(h), c)
-        for u, r, h, c in zip(ids, ref_tokens, hyp_tokens, codes, strict=True)
-    ]
-    head = [("alignment", describe_costs(costs))]
-    if unit == "char":
-        head.append(("characters", "with spaces" if char_spaces else "without spaces"))
-    return _result(
-        utterances,
-        unit,
-        metric,
-        absent,
-        ids,
-        speakers,
-        normalizer,
-        [*head, *settings],
-        ref_name,
-        hyp_name,
-    )
-
-
-def _result(
-    utterances: list[Alignment],
-    unit: str,
-    metric: str,
-    absent: list[str],
-    ids: list[str],
-    speakers: Mapping[str, str] | Callable[[str], str] | None,
-    normalizer: Normalize | None,
-    settings: Sequence[tuple[str, str]],
-    ref_name: str,
-    hyp_name: str,
-) -> ScoreResult:
-    all_settings = list(settings[:1])
+        head = [("alignment", "time-mediated (sclite -T)")]
+    else:
+        ref_tokens = [
+            tokenize(ref_map[u], unit, normalizer=normalizer, char_spaces=char_spaces) for u in ids
+        ]
+        hyp_tokens = [
+            tokenize(hyp_map.get(u, ""), unit, normalizer=normalizer, char_spaces=char_spaces)
+            for u in ids
+        ]
+        costs = costs or SCLITE_COSTS
+        codes = _aligner.align(ref_tokens, hyp_tokens, costs)
+        utterances = [
+            Alignment(u, tuple(r), tuple(h), c)
+            for u, r, h, c in zip(ids, ref_tokens, hyp_tokens, codes, strict=True)
+        ]
+        head = [("alignment", describe_costs(costs))]
+        if unit == "char":
+            head.append(("characters", "with spaces" if char_spaces else "without spaces"))
+    # The normalizer's settings go right after the alignment's, then the caller's own.
     if normalizer is not None and hasattr(normalizer, "settings"):
-        all_settings.extend(normalizer.settings())
-    all_settings.extend(settings[1:])
+        head.extend(normalizer.settings())
     return ScoreResult(
         utterances,
         unit=unit,
         metric=metric,
         missing=absent,
         speakers=_speaker_map(ids, speakers),
-        settings=all_settings,
+        settings=[*head, *settings],
         ref_name=ref_name,
         hyp_name=hyp_name,
     )
@@ -290,8 +252,6 @@ def _timed_alignments(
 
 def describe_costs(costs: Costs) -> str:
     """The aligner's costs as a report header shows them."""
-    from asr.score.align import LEVENSHTEIN_COSTS, SCLITE_COSTS
-
     name = {SCLITE_COSTS: "sclite", LEVENSHTEIN_COSTS: "levenshtein"}.get(costs, "custom")
     return f"{name} (substitution {costs.sub}, insertion {costs.ins}, deletion {costs.dele})"
 
