@@ -76,3 +76,15 @@ def test_synth_recipe_prints_per_wer_and_a_transcript(tmp_path: Path) -> None:
     for model in ("phone", "word"):
         assert (tmp_path / "exp" / model / "final.pt").is_file()
         assert (tmp_path / "exp" / model / "curves.png").is_file()
+        scoring = tmp_path / "exp" / model / "decode_greedy" / "scoring"
+        assert sorted(p.suffix for p in scoring.iterdir()) == [
+            ".dtl",
+            ".html",
+            ".json",
+            ".pra",
+            ".sys",
+        ]
+        # The .sys table has a row per test voice (utt2spk is the voice).
+        voices = set((tmp_path / "data" / "test" / "utt2spk").read_text().split()[1::2])
+        sys_text = (scoring / "text.sys").read_text(encoding="utf-8")
+        assert all(f"| {voice} " in sys_text for voice in voices)

@@ -19,7 +19,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="score hypotheses against references (sclite's numbers, Kaldi's %%WER line)",
         description=(
             "Align each hypothesis with its reference as NIST sclite does and print Kaldi "
-            "compute-wer's lines: %%WER (or %%CER/%%PER), %%SER and the number scored. "
+            "compute-wer's lines: %WER (or %CER/%PER), %SER and the number scored. "
             "Inputs are Kaldi text, sclite trn, CTM, STM, JSON lines or plain line-aligned "
             "files (detected, or given with --ref-format/--hyp-format). Utterances present in "
             "one file only are listed and stop scoring unless --missing-as-deletions. "

@@ -120,13 +120,17 @@ fi
 if run_stage 5; then
   echo "== stage 5: score (test: unseen voices, unseen sentences)"
   for d in greedy "beam$beam_size"; do
+    # Per-voice tables (.sys, utt2spk is the voice), alignments, confusions and an HTML page.
     asr score "$data/test_phone/text" "$exp/phone/decode_$d/text" --metric PER \
-      --alignments "$exp/phone/decode_$d/per_utt" > "$exp/phone/decode_$d/per"
+      --alignments "$exp/phone/decode_$d/per_utt" --reports "$exp/phone/decode_$d/scoring" \
+      > "$exp/phone/decode_$d/per"
     asr score "$data/test/text" "$exp/word/decode_$d/text" \
-      --alignments "$exp/word/decode_$d/per_utt" > "$exp/word/decode_$d/wer"
+      --alignments "$exp/word/decode_$d/per_utt" --reports "$exp/word/decode_$d/scoring" \
+      > "$exp/word/decode_$d/wer"
     echo "phone $d $(head -1 "$exp/phone/decode_$d/per")"
     echo "word  $d $(head -1 "$exp/word/decode_$d/wer")"
   done
+  echo "reports: $exp/{phone,word}/decode_*/scoring/text.{sys,pra,dtl,json,html}"
 fi
 
 if run_stage 6; then
