@@ -16,7 +16,19 @@ import sys
 from asr import __version__
 from asr.errors import AsrError
 
-COMMANDS = ("prepare", "data", "features", "train", "average", "decode", "score", "plot")
+COMMANDS = (
+    "prepare",
+    "data",
+    "features",
+    "train",
+    "average",
+    "package",
+    "export",
+    "decode",
+    "transcribe",
+    "score",
+    "plot",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,7 +18,11 @@ from asr.errors import PackageError
 from asr.fileio import atomic_write
 
 PACKAGE_FORMAT = "asr-model"
+# The format version this asr writes, and the oldest it still reads. Bump PACKAGE_VERSION when
+# a reader of the old version would misread a new file; raise OLDEST_READABLE_VERSION only when
+# the old files can no longer be read (version 1 files are what exists: keep reading them).
 PACKAGE_VERSION = 1
+OLDEST_READABLE_VERSION = 1
 
 
 @dataclass
@@ -71,13 +75,24 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != PACKAGE_FORMAT:
         raise PackageError(f"{path}: not an asr model package")
-    version = payload.get("version")
-    if version != PACKAGE_VERSION:
-        raise PackageError(
-            f"{path}: package version {version} is not supported by this asr "
-            f"(expects version {PACKAGE_VERSION}); re-export it with a matching asr release"
-        )
+    check_version(payload.get("version"), path)
     return payload
+
+
+def check_version(version: Any, path: str | os.PathLike) -> None:
+    """Raise a one-line PackageError unless this asr reads package format ``version``."""
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise PackageError(f"{path}: not an asr model package (format version {version!r})")
+    if version > PACKAGE_VERSION:
+        raise PackageError(
+            f"{path}: was written by a newer asr (format version {version} > "
+            f"{PACKAGE_VERSION}); upgrade asr"
+        )
+    if version < OLDEST_READABLE_VERSION:
+        raise PackageError(
+            f"{path}: was written by an older asr in format version {version}, which this asr "
+            f"no longer reads (oldest {OLDEST_READABLE_VERSION}); re-package it with `asr package`"
+        )
 
 
 def load_package(path: str | os.PathLike) -> ModelPackage:
@@ -91,3 +106,109 @@ def load_package(path: str | os.PathLike) -> ModelPackage:
         cmvn_stats=payload.get("cmvn_stats"),
         extra=payload.get("extra", {}),
     )
+
+
+# extra keys that `asr package` fills with a file given on its command line
+RESOURCES = ("lexicon", "lm")
+
+
+def resource_entry(path: str | os.PathLike, embed: bool) -> dict[str, Any]:
+    """The ``extra`` entry for a lexicon or LM file: its absolute path, size and SHA-256, and
+    with ``embed`` its bytes (``data``), so that the package works where the file is not."""
+    import hashlib
+
+    path = Path(path)
+    if not path.is_file():
+        raise PackageError(f"{path}: file not found")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise PackageError(f"{path}: cannot read ({exc.strerror})") from None
+    entry: dict[str, Any] = {
+        "path": str(path.resolve()),
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+    if embed:
+        entry["data"] = data
+    return entry
+
+
+def read_resource(package: ModelPackage, name: str) -> bytes | None:
+    """The bytes of the package's lexicon or LM (``name`` in RESOURCES): embedded ones, else the
+    stored path's file, which must still have the recorded SHA-256; None when there is none."""
+    import hashlib
+
+    entry = package.extra.get(name)
+    if entry is None:
+        return None
+    if entry.get("data") is not None:
+        return bytes(entry["data"])
+    path = Path(entry["path"])
+    try:
+        data = path.read_bytes()
+    except OSError:
+        raise PackageError(
+            f"{path}: the model's {name} file is missing; re-package with --embed"
+        ) from None
+    if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
+        raise PackageError(f"{path}: the model's {name} file changed since it was packaged")
+    return data
+
+
+def package_experiment(
+    exp_dir: str | os.PathLike,
+    out_path: str | os.PathLike,
+    average: int = 1,
+    select: str = "best",
+    metric: str = "dev_loss",
+    lexicon: str | os.PathLike | None = None,
+    lm: str | os.PathLike | None = None,
+    embed: bool = False,
+) -> tuple[ModelPackage, list[int]]:
+    """Build the deployable package of a training run and write it to ``out_path`` atomically.
+
+    The weights are the element-wise mean of ``average`` epochs of ``exp_dir`` (``epoch-N.pt``)
+    chosen as ``asr average`` does (the best by ``metric`` in history.tsv, or the last); the rest
+    (model and feature config, tokens, CMVN stats) comes from the newest chosen epoch, as in
+    :func:`asr.average.average_checkpoints`. ``lexicon``/``lm`` are recorded in ``extra`` (see
+    :func:`resource_entry`). Returns the package and the epochs averaged (oldest first).
+    """
+    # asr.average imports this module; import it here, not at the top
+    from asr.average import average_state_dicts, choose_epochs
+
+    exp_dir = Path(exp_dir)
+    resources = {
+        name: resource_entry(path, embed)
+        for name, path in (("lexicon", lexicon), ("lm", lm))
+        if path is not None
+    }
+    epochs, values = choose_epochs(exp_dir, average, select, metric)
+    paths = [exp_dir / f"epoch-{e}.pt" for e in epochs]
+    packages = [load_package(p) for p in paths]
+    newest, newest_path = packages[-1], paths[-1]
+    for package, path in zip(packages, paths, strict=True):
+        if package.tokens != newest.tokens:
+            raise PackageError(f"{path}: tokens differ from {newest_path}; not the same run")
+        if package.model_config != newest.model_config:
+            raise PackageError(f"{path}: model config differs from {newest_path}")
+    state_dict = average_state_dicts([p.state_dict for p in packages], [str(p) for p in paths])
+    extra = dict(newest.extra)
+    extra.update(
+        averaged_epochs=list(epochs),
+        average_select=select,
+        average_metric=metric if select == "best" else None,
+        average_values={str(e): v for e, v in values.items()},
+        packaged_from=str(exp_dir.resolve()),
+    )
+    extra.update(resources)
+    result = ModelPackage(
+        state_dict=state_dict,
+        model_config=newest.model_config,
+        tokens=newest.tokens,
+        feature_config=newest.feature_config,
+        cmvn_stats=newest.cmvn_stats,
+        extra=extra,
+    )
+    save_package(result, out_path)
+    return result, list(epochs)

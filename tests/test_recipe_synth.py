@@ -8,6 +8,7 @@ learn something on unseen voices.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -73,6 +74,13 @@ def test_synth_recipe_prints_per_wer_and_a_transcript(tmp_path: Path) -> None:
         assert float(per.group(1)) < 90.0, per.group(0)
     transcript = re.search(r"^REF: (.*)\nHYP: (.*)$", out, re.MULTILINE)
     assert transcript and transcript.group(1) == next(iter(sorted(test.text.items())))[1]
+    # Stage 6 went through `asr transcribe`: its JSON has the printed text and timed words.
+    (result,) = (tmp_path / "exp" / "word" / "transcribe").glob("*.json")
+    words = json.loads(result.read_text(encoding="utf-8"))
+    assert words["text"] == transcript.group(2)
+    starts = [w["start"] for w in words["words"]]
+    assert starts == sorted(starts)
+    assert all(0 <= w["start"] <= w["end"] <= words["duration"] for w in words["words"])
     for model in ("phone", "word"):
         assert (tmp_path / "exp" / model / "final.pt").is_file()
         assert (tmp_path / "exp" / model / "curves.png").is_file()

@@ -135,15 +135,13 @@ fi
 
 if run_stage 6; then
   echo "== stage 6: transcribe one test utterance from its audio"
-  one=$data/test_one
   utt=$(head -1 "$data/test/text" | cut -d' ' -f1)
-  echo "$utt" > "$data/test_one.list"
-  asr data subset "$data/test" "$one" --utt-list "$data/test_one.list" >/dev/null
-  # features again from the FLAC file; CMVN over this one utterance, as a lone file gets
-  asr features "$one" --config "$feature_conf" --ark-dir "$one/ark" --no-progress 2>/dev/null
-  asr decode "$exp/word/final.pt" "$one" "$one/decode" --beam-size "$beam_size" \
-    --device "$device" --no-progress "${thread_opts[@]}" 2>/dev/null
-  echo "audio: $(cut -d' ' -f2- "$one/wav.scp") ($(grep "^$utt " "$data/test/utt2voice" | cut -d' ' -f2-))"
-  echo "REF: $(cut -d' ' -f2- "$one/text")"
-  echo "HYP: $(cut -d' ' -f2- "$one/decode/text")"
+  audio=$(grep "^$utt " "$data/test/wav.scp" | cut -d' ' -f2-)
+  # straight from the FLAC file: features, CMVN over this one recording, greedy decoding
+  # (also as subtitles, word times and confidences: exp/word/transcribe/<utt>.{srt,json,...})
+  hyp=$(asr transcribe "$exp/word/final.pt" "$audio" --device "$device" --no-progress \
+    --format all --output-dir "$exp/word/transcribe" "${thread_opts[@]}" | cut -f2-)
+  echo "audio: $audio ($(grep "^$utt " "$data/test/utt2voice" | cut -d' ' -f2-))"
+  echo "REF: $(grep "^$utt " "$data/test/text" | cut -d' ' -f2-)"
+  echo "HYP: $hyp"
 fi
