@@ -173,16 +173,12 @@ def choose_epochs(
     return chosen, {e: values[e] for e in chosen if e in values}
 
 
-def average_checkpoints(
-    exp_dir: str | os.PathLike,
-    out_path: str | os.PathLike,
-    num: int = 5,
-    select: str = "best",
-    metric: str = "dev_loss",
-) -> AverageReport:
-    """Average ``num`` epochs of ``exp_dir`` into the model package ``out_path`` (atomically);
-    see the module docstring for which epochs and what the package holds."""
-    exp_dir, out_path = Path(exp_dir), Path(out_path)
+def averaged_package(
+    exp_dir: str | os.PathLike, num: int = 5, select: str = "best", metric: str = "dev_loss"
+) -> tuple[ModelPackage, list[int], dict[int, float]]:
+    """The model package whose weights average ``num`` epochs of ``exp_dir`` (chosen as the
+    module docstring says), with the epochs (oldest first) and their metric values."""
+    exp_dir = Path(exp_dir)
     epochs, values = choose_epochs(exp_dir, num, select, metric)
     paths = [exp_dir / f"epoch-{e}.pt" for e in epochs]
     packages = [load_package(p) for p in paths]
@@ -208,6 +204,20 @@ def average_checkpoints(
         cmvn_stats=newest.cmvn_stats,
         extra=extra,
     )
+    return averaged, list(epochs), values
+
+
+def average_checkpoints(
+    exp_dir: str | os.PathLike,
+    out_path: str | os.PathLike,
+    num: int = 5,
+    select: str = "best",
+    metric: str = "dev_loss",
+) -> AverageReport:
+    """Average ``num`` epochs of ``exp_dir`` into the model package ``out_path`` (atomically);
+    see the module docstring for which epochs and what the package holds."""
+    averaged, epochs, values = averaged_package(exp_dir, num, select, metric)
+    out_path = Path(out_path)
     save_package(averaged, out_path)
     return AverageReport(
         out_path=out_path,

@@ -175,7 +175,7 @@ def package_experiment(
     :func:`resource_entry`). Returns the package and the epochs averaged (oldest first).
     """
     # asr.average imports this module; import it here, not at the top
-    from asr.average import average_state_dicts, choose_epochs
+    from asr.average import averaged_package
 
     exp_dir = Path(exp_dir)
     resources = {
@@ -183,32 +183,11 @@ def package_experiment(
         for name, path in (("lexicon", lexicon), ("lm", lm))
         if path is not None
     }
-    epochs, values = choose_epochs(exp_dir, average, select, metric)
-    paths = [exp_dir / f"epoch-{e}.pt" for e in epochs]
-    packages = [load_package(p) for p in paths]
-    newest, newest_path = packages[-1], paths[-1]
-    for package, path in zip(packages, paths, strict=True):
-        if package.tokens != newest.tokens:
-            raise PackageError(f"{path}: tokens differ from {newest_path}; not the same run")
-        if package.model_config != newest.model_config:
-            raise PackageError(f"{path}: model config differs from {newest_path}")
-    state_dict = average_state_dicts([p.state_dict for p in packages], [str(p) for p in paths])
-    extra = dict(newest.extra)
-    extra.update(
-        averaged_epochs=list(epochs),
-        average_select=select,
-        average_metric=metric if select == "best" else None,
+    result, epochs, values = averaged_package(exp_dir, average, select, metric)
+    result.extra.update(
         average_values={str(e): v for e, v in values.items()},
         packaged_from=str(exp_dir.resolve()),
     )
-    extra.update(resources)
-    result = ModelPackage(
-        state_dict=state_dict,
-        model_config=newest.model_config,
-        tokens=newest.tokens,
-        feature_config=newest.feature_config,
-        cmvn_stats=newest.cmvn_stats,
-        extra=extra,
-    )
+    result.extra.update(resources)
     save_package(result, out_path)
-    return result, list(epochs)
+    return result, epochs

@@ -20,6 +20,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--num", type=int, default=5, metavar="N", help="epochs to average (default 5)"
     )
+    add_epoch_selection(parser)
+    parser.set_defaults(func=run)
+
+
+def add_epoch_selection(parser: argparse.ArgumentParser) -> None:
+    """--select and --metric: which epochs to average (shared with ``asr package``)."""
     parser.add_argument(
         "--select",
         choices=("best", "last"),
@@ -32,7 +38,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default="dev_loss",
         help="what 'best' ranks by (default dev_loss)",
     )
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from asr.commands.average import add_epoch_selection
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -20,18 +22,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--average", type=int, default=1, metavar="N", help="epochs to average (default 1)"
     )
-    parser.add_argument(
-        "--select",
-        choices=("best", "last"),
-        default="best",
-        help="best: the N epochs with the lowest --metric; last: the N newest (default best)",
-    )
-    parser.add_argument(
-        "--metric",
-        choices=("dev_loss", "dev_ter"),
-        default="dev_loss",
-        help="what 'best' ranks by (default dev_loss)",
-    )
+    add_epoch_selection(parser)
     parser.add_argument("--lexicon", metavar="FILE", help="a pronunciation lexicon to record")
     parser.add_argument("--lm", metavar="FILE", help="a language model file to record")
     parser.add_argument(
