@@ -35,7 +35,13 @@ import torch
 from tqdm import tqdm
 
 from asr.audio import load_audio, resample
-from asr.ctc_timing import TimedUnit, greedy_spans, timed_units
+from asr.ctc_timing import (
+    DEFAULT_END_EXTENSION,
+    TimedUnit,
+    extend_ends,
+    greedy_spans,
+    timed_units,
+)
 from asr.errors import AsrError, AudioError, ConfigError, PackageError
 from asr.features import (
     FeatureConfig,
@@ -319,10 +325,16 @@ class Recognizer:
         return log_probs.float().cpu(), out_lengths.cpu()
 
     def _decode(
-        self, log_probs: torch.Tensor, length: int, offset: float
+        self,
+        log_probs: torch.Tensor,
+        length: int,
+        offset: float,
+        end_extension: float = DEFAULT_END_EXTENSION,
     ) -> tuple[list[TimedUnit], list[TimedUnit]]:
         spans = greedy_spans(log_probs, length)
-        return timed_units(spans, self.tokens, self.frame_seconds, offset=offset)
+        return timed_units(
+            spans, self.tokens, self.frame_seconds, offset=offset, end_extension=end_extension
+        )
 
     def _transcript(
         self, pending: _Pending, words: list[TimedUnit], units: list[TimedUnit]
@@ -386,12 +398,15 @@ class Recognizer:
                 all_units.append((window, []))
                 continue
             log_probs, out_lengths = self._network([self._normalize(raw, stats)])
-            words, units = self._decode(log_probs[0], int(out_lengths[0]), window.start / rate)
+            # Raw ends here: a window's last word has its next word in the next window.
+            words, units = self._decode(
+                log_probs[0], int(out_lengths[0]), window.start / rate, end_extension=0.0
+            )
             per_window.append((window, words))
             all_units.append((window, units))
         raws.clear()
-        words = merge_units(per_window, rate)
-        units = merge_units(all_units, rate)
+        words = extend_ends(merge_units(per_window, rate), DEFAULT_END_EXTENSION)
+        units = extend_ends(merge_units(all_units, rate), DEFAULT_END_EXTENSION)
         return self._transcript(pending, words, units)
 
 

@@ -10,8 +10,10 @@ import pytest
 import torch
 
 from asr.ctc_timing import (
+    DEFAULT_END_EXTENSION,
     TimedUnit,
     TokenSpan,
+    extend_ends,
     forced_align,
     frame_seconds,
     greedy_spans,
@@ -173,7 +175,7 @@ def test_timed_units_char_model_splits_words_at_space() -> None:
         TokenSpan(c, 12, 13, 0.7),
         TokenSpan(space, 15, 16, 0.8),  # a trailing space makes no empty word
     ]
-    words, units = timed_units(spans, tokens, frame_seconds=0.03, offset=1.5)
+    words, units = timed_units(spans, tokens, frame_seconds=0.03, offset=1.5, end_extension=0)
     assert [u.text for u in units] == ["a", "b", "c"]
     assert units[1] == TimedUnit("b", pytest.approx(1.5 + 0.15), pytest.approx(1.5 + 0.21), 0.5)
     assert [w.text for w in words] == ["ab", "c"]
@@ -187,7 +189,7 @@ def test_timed_units_leading_and_double_space() -> None:
     tokens = TokenList([BLANK, SPACE, "x"], unit="char")
     spans = [TokenSpan(1, 0, 1, 1.0), TokenSpan(2, 1, 2, 1.0), TokenSpan(1, 2, 3, 1.0)]
     spans += [TokenSpan(1, 4, 5, 1.0), TokenSpan(2, 6, 7, 1.0)]
-    words, units = timed_units(spans, tokens, frame_seconds=0.01)
+    words, units = timed_units(spans, tokens, frame_seconds=0.01, end_extension=0)
     assert [w.text for w in words] == ["x", "x"]
     assert len(units) == 2
 
@@ -196,7 +198,7 @@ def test_timed_units_leading_and_double_space() -> None:
 def test_timed_units_word_and_phone_models_words_are_units(unit: str) -> None:
     tokens = TokenList([BLANK, "aa", "b", "sil"], unit=unit)
     spans = [TokenSpan(1, 0, 2, 0.8), TokenSpan(2, 4, 5, 0.6)]
-    words, units = timed_units(spans, tokens, frame_seconds=0.04, offset=10.0)
+    words, units = timed_units(spans, tokens, frame_seconds=0.04, offset=10.0, end_extension=0)
     assert words == units
     assert [(u.text, u.start, u.end) for u in units] == [
         ("aa", pytest.approx(10.0), pytest.approx(10.08)),
@@ -215,7 +217,9 @@ def test_greedy_to_words_end_to_end() -> None:
     tokens = TokenList([BLANK, SPACE, "h", "i"], unit="char")
     #        h  h  -  i  -  _  -  i
     path = [2, 2, 0, 3, 0, 1, 0, 3]
-    words, _ = timed_units(greedy_spans(path_scores(path)), tokens, frame_seconds=0.03)
+    words, _ = timed_units(
+        greedy_spans(path_scores(path)), tokens, frame_seconds=0.03, end_extension=0
+    )
     assert [(w.text, round(w.start, 3), round(w.end, 3)) for w in words] == [
         ("hi", 0.0, 0.12),
         ("i", 0.21, 0.24),
@@ -223,3 +227,23 @@ def test_greedy_to_words_end_to_end() -> None:
     assert " ".join(w.text for w in words) == tokens.decode(
         greedy_decode(path_scores(path)[None])[0]
     )
+
+
+def test_ends_move_halfway_to_the_next_start_at_most_the_limit() -> None:
+    units = [
+        TimedUnit("a", 0.0, 0.1, 1.0),
+        TimedUnit("b", 0.2, 0.3, 1.0),  # gap 0.1 before it: a's end moves by 0.05
+        TimedUnit("c", 1.3, 1.4, 1.0),  # gap 1.0: b's end moves by the limit only
+        TimedUnit("d", 1.4, 1.5, 1.0),  # touching: c's end stays
+    ]
+    moved = extend_ends(units, 0.1)
+    assert [round(u.end, 6) for u in moved] == [0.15, 0.4, 1.4, 1.5]
+    assert [u.start for u in moved] == [u.start for u in units]
+    assert extend_ends(units, 0.0) == units
+    # timed_units applies it to words and units alike (a word model: words are units)
+    tokens = TokenList(["<blk>", "x", "y"], unit="word")
+    spans = [TokenSpan(1, 0, 2, 0.9), TokenSpan(2, 10, 12, 0.8)]
+    words, units_out = timed_units(spans, tokens, frame_seconds=0.01)
+    assert words == units_out
+    assert words[0].end == pytest.approx(0.02 + min(0.04, DEFAULT_END_EXTENSION))
+    assert words[1].end == pytest.approx(0.12)  # the last keeps its own end
