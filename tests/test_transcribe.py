@@ -24,6 +24,7 @@ import soundfile as sf
 import torch
 
 import asr
+from asr.audio import read_sphere_header
 from asr.cli import main
 from asr.ctc_timing import DEFAULT_END_EXTENSION, TimedUnit, extend_ends
 from asr.errors import AudioError, PackageError
@@ -544,3 +545,22 @@ def test_cli_bad_model_files_are_one_clear_line(tmp_path, capsys) -> None:
         assert code == 1 and out == []
         assert len(err) == 1 and err[0].startswith("asr transcribe: error:"), err
         assert name in err[0] and message in err[0]
+
+
+@pytest.mark.integration
+def test_cli_reads_timit_sphere_files(
+    timit_dir: Path, package: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The TIMIT sample's .WAV files are NIST SPHERE: a directory search finds them by their
+    # upper-case extension, and every one is read at its full length.
+    speaker = next(p for p in sorted(timit_dir.glob("TRAIN/DR*/*")) if p.is_dir())
+    out = tmp_path / "out"
+    argv = ["transcribe", str(package), str(speaker), "--format", "json", "--no-progress"]
+    assert main([*argv, "--output-dir", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    wavs = sorted(speaker.glob("*.WAV"))
+    assert len(lines) == len(wavs) == 10
+    for wav in wavs:
+        result = json.loads((out / f"{wav.stem}.json").read_text(encoding="utf-8"))
+        samples = int(read_sphere_header(wav)["sample_count"])
+        assert result["duration"] == pytest.approx(samples / 16000, abs=1e-3)
