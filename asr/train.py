@@ -9,6 +9,10 @@ written atomically, so after a kill ``checkpoint.pt`` is the last complete epoch
 ``--resume`` continues from it exactly as if nothing had happened. ``final.pt`` is the model
 package of the epoch with the lowest dev loss.
 
+Fine-tuning: ``init_from`` (``--init-from``, ``training.init_from``) starts a new run from the
+weights of a model package with the same features and architecture but any token list; see
+:func:`init_from_package`. Resuming from a checkpoint wins over it.
+
 Randomness is a function of the run's seed alone: the model is initialised from ``seed``, each
 epoch reseeds torch from ``(seed, epoch, rank)`` (dropout) and each batch's SpecAugment masks
 come from a generator seeded by ``(seed, epoch, batch number)``. So a resumed run, whatever the
@@ -77,6 +81,9 @@ class TrainConfig:
     precision: str = "auto"  # auto | fp32 | bf16 | fp16: autocast dtype (asr.precision)
     max_nonfinite_batches: int = 10  # consecutive NaN/inf batches tolerated before stopping
     spec_augment: dict[str, Any] | None = None  # SpecAugmentConfig options; None: off
+    # a model package (path relative to the working directory) whose weights start the run;
+    # see _Trainer.init_from. Ignored when --resume continues from a checkpoint.
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -99,6 +106,12 @@ class TrainConfig:
             if not isinstance(self.spec_augment, Mapping):
                 raise ConfigError(f"{source}: spec_augment must be a mapping of options")
             self.spec_augment_config()  # raises ConfigError naming the bad option
+        if self.init_from is not None and (
+            not isinstance(self.init_from, str) or not self.init_from.strip()
+        ):
+            raise ConfigError(
+                f"{source}: init_from must be the path of a model package, got {self.init_from!r}"
+            )
         for f in fields(self):
             value = getattr(self, f.name)
             if f.type in ("int", "float") and (
@@ -254,6 +267,68 @@ def _resolve_device(device: str) -> torch.device:
     return dev
 
 
+# ModelConfig fields that may differ between an --init-from package and the new run: the token
+# count (the output layer is mapped by symbol) and dropout (not part of the weights)
+_INIT_FREE_FIELDS = ("num_tokens", "dropout")
+
+
+def init_from_package(
+    model: torch.nn.Module,
+    model_config: Mapping[str, Any],
+    symbols: Sequence[str],
+    package: ModelPackage,
+    source: str = "init_from",
+) -> dict[str, Any]:
+    """Copy the weights of ``package`` into ``model`` (built from ``model_config``, whose output
+    layer has one row per entry of ``symbols``), in place, for fine-tuning.
+
+    The architecture and input dimension must match (ConfigError naming what differs); every
+    tensor whose name and shape match is copied; the output layer (``output.weight`` and
+    ``output.bias``) gets the package's rows of the symbols both token lists hold (the blank
+    included) and keeps its own initialisation for the others. Returns a summary: ``tensors``
+    copied of ``total``, ``mapped`` output rows, the ``new`` symbols (not in the package) and
+    the number of package symbols ``dropped`` (not in ``symbols``).
+    """
+    theirs = package.model_config
+    differ = [
+        f"{name} {theirs.get(name)!r} vs {value!r}"
+        for name, value in model_config.items()
+        if name not in _INIT_FREE_FIELDS and theirs.get(name) != value
+    ]
+    if differ:
+        raise ConfigError(
+            f"{source}: cannot initialise from this model, its architecture differs "
+            f"(package vs this run): {'; '.join(differ)}"
+        )
+    source_index = {s: i for i, s in enumerate(package.tokens)}
+    rows = [(i, source_index[s]) for i, s in enumerate(symbols) if s in source_index]
+    new = [s for s in symbols if s not in source_index]
+    weights = package.state_dict
+    copied = 0
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            src = weights.get(name)
+            if src is None:
+                continue
+            if name in ("output.weight", "output.bias"):
+                if src.shape[1:] != tensor.shape[1:] or len(src) != len(package.tokens):
+                    continue
+                ours = torch.tensor([i for i, _ in rows], dtype=torch.long)
+                theirs_rows = torch.tensor([j for _, j in rows], dtype=torch.long)
+                tensor[ours.to(tensor.device)] = src[theirs_rows].to(tensor.device, tensor.dtype)
+                copied += 1
+            elif src.shape == tensor.shape:
+                tensor.copy_(src)
+                copied += 1
+    return {
+        "tensors": copied,
+        "total": len(model.state_dict()),
+        "mapped": len(rows),
+        "new": new,
+        "dropped": len(package.tokens) - len(rows),
+    }
+
+
 class _Trainer:
     """The state of one training run; ``train`` is its public face."""
 
@@ -401,6 +476,11 @@ class _Trainer:
         model = self.model_config.to_dict()
         return {"model": model, "training": self.cfg.to_dict(), "seed": self.seed}
 
+    def init_extra(self) -> dict[str, Any]:
+        """The package ``extra`` entry of a run started from another model's weights."""
+        init = self.state.get("init_from")
+        return {"init_from": init} if init else {}
+
     def save_epoch(self) -> None:
         """Rank 0 writes the epoch's files; every process waits until they are complete."""
         if self.world.is_main:
@@ -409,6 +489,7 @@ class _Trainer:
                 "train_config": self.train_config_dict(),
                 "epoch": epoch,
                 "unit": self.cfg.unit,
+                **self.init_extra(),
             }
             weights = _cpu_state_dict(self.model)
             save_package(self.package(weights, extra), self.exp_dir / f"epoch-{epoch}.pt")
@@ -434,6 +515,41 @@ class _Trainer:
         _write_log(self.exp_dir / "train.log", self.state["notes"], history, done)
         if history:
             plot_curves(history, self.exp_dir / "curves.png")
+
+    def init_from(self, path: str) -> None:
+        """Start from the weights of the model package at ``path`` (see init_from_package)."""
+        from asr.package import load_package
+
+        package = load_package(path)
+        source = f"init_from {path}"
+        if "input_dim" in package.model_config and (
+            package.model_config["input_dim"] != self.model_config.input_dim
+        ):
+            raise ConfigError(
+                f"{source}: the package takes {package.model_config['input_dim']}-dim features, "
+                f"the training data has {self.model_config.input_dim}; extract them alike"
+            )
+        result = init_from_package(
+            self.model, self.model_config.to_dict(), self.tokens.symbols, package, source
+        )
+        if package.feature_config != self.train_set.config_dict:
+            logger.warning("%s: feature config differs from the training data's", source)
+        new = result["new"]
+        shown = " ".join(new[:30]) + (f" ... (+{len(new) - 30})" if len(new) > 30 else "")
+        line = (
+            f"initialised from {path}: {result['tensors']} of {result['total']} tensors copied; "
+            f"output layer: {result['mapped']} of {len(self.tokens)} token rows mapped, "
+            f"{result['dropped']} source token(s) dropped, {len(new)} new"
+            + (f" ({shown})" if new else "")
+        )
+        logger.info(line)
+        self.state["notes"].append(line)
+        self.state["init_from"] = {
+            "path": str(Path(path).resolve()),
+            "mapped_tokens": result["mapped"],
+            "new_tokens": new,
+            "tensors": result["tensors"],
+        }
 
     def resume(self, path: Path) -> None:
         payload = load_checkpoint(path)
@@ -650,6 +766,7 @@ class _Trainer:
             "epoch": s["best_epoch"],
             "dev_loss": best["dev_loss"],
             "dev_ter": best["dev_ter"],
+            **self.init_extra(),
         }
         final_path = self.exp_dir / FINAL
         if self.world.is_main:
@@ -707,6 +824,7 @@ def train(
     progress: bool = True,
     epoch_callback: Callable[[dict[str, float]], None] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    init_from: str | os.PathLike | None = None,
 ) -> TrainSummary:
     """Train a CTC model; see the module docstring for the files written to ``exp_dir``.
 
@@ -717,6 +835,11 @@ def train(
     its checkpoint is written. ``overrides`` replace ``training:`` options of the config (the
     command line's ``--precision``, ``--workers``, ``--no-spec-augment``).
 
+    ``init_from`` (or the config's ``training.init_from``; the argument wins) is a model package
+    whose weights start a new run, for fine-tuning: same input dimension and architecture,
+    any token list (the output rows of shared symbols are copied; see ``init_from_package``).
+    A run that resumes from its checkpoint ignores it: resuming never re-initialises.
+
     Run under ``torchrun`` it trains with DistributedDataParallel; ``device`` "cuda" then means
     each process's ``LOCAL_RANK`` GPU.
     """
@@ -726,6 +849,8 @@ def train(
     model_section, cfg = load_train_config(config)
     if overrides:
         cfg = TrainConfig.from_dict({**cfg.to_dict(), **overrides}, "command line")
+    if init_from is not None:
+        cfg = TrainConfig.from_dict({**cfg.to_dict(), "init_from": str(init_from)}, "init_from")
     world = world_from_env()
     dev = _resolve_device(device)
     if dev.type == "cuda" and world.distributed:
@@ -755,8 +880,13 @@ def train(
                 and not trainer.state["stop_reason"]
             ):
                 trainer.state["stop_reason"] = f"max_epochs {trainer.state['epoch']}"
-        elif resume:
-            logger.info("%s: no checkpoint, starting from scratch", checkpoint)
+            if cfg.init_from:
+                logger.info("resuming: init_from %s not used (resume wins)", cfg.init_from)
+        else:
+            if resume:
+                logger.info("%s: no checkpoint, starting from scratch", checkpoint)
+            if cfg.init_from:
+                trainer.init_from(cfg.init_from)
         if world.is_main:
             trainer.tokens.save(exp_dir / "tokens.txt")
         distributed.barrier()

@@ -494,4 +494,4 @@ def test_read_phone_map_format_and_errors(tmp_path: Path) -> None:
         read_phone_map(path)
     with pytest.raises(DataDirError, match=r"timit99: not a phone map file nor a built-in map"):
         load_phone_map("timit99")
-    assert set(BUILTIN_PHONE_MAPS) == {"timit61-39"}
+    assert set(BUILTIN_PHONE_MAPS) == {"timit61-39", "timit61-48", "timit48-39"}

@@ -206,10 +206,67 @@ def _run_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_timit(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "timit",
+        help="TIMIT (LDC93S1): Kaldi's 462-speaker train, 50-speaker dev, 24-speaker core test",
+        description=(
+            "Write DATA_DIR/train, DATA_DIR/dev and DATA_DIR/test as Kaldi's TIMIT recipe: "
+            "SA sentences left out, train = every TRAIN speaker, dev and test = the listed TEST "
+            "speakers; text in the 48-phone set (q deleted), plus phones61, words, utt2dialect, "
+            "phones.ctm and phones61.ctm, and DATA_DIR/split.txt naming each set's speakers. "
+            "CORPUS_DIR holds TRAIN/ and TEST/ (LDC layout, upper or lower case). With --sample "
+            "(an excerpt such as ../shared's), TEST may be absent and two dev and two test "
+            "speakers are held out of the corpus's own."
+        ),
+    )
+    parser.add_argument("corpus_dir", metavar="CORPUS_DIR", help="folder holding TRAIN/ and TEST/")
+    parser.add_argument("data_dir", metavar="DATA_DIR", help="where train/, dev/ and test/ go")
+    parser.add_argument(
+        "--sample",
+        action="store_true",
+        help="a TIMIT excerpt: hold out 2 dev and 2 test speakers of its own (a woman and a man "
+        "each, from different dialect regions)",
+    )
+    parser.add_argument(
+        "--dev-speakers",
+        metavar="FILE",
+        help="dev speaker list (default: data/timit/dev_spk.list, Kaldi's 50 speakers)",
+    )
+    parser.add_argument(
+        "--test-speakers",
+        metavar="FILE",
+        help="test speaker list (default: data/timit/test_spk.list, the 24-speaker core test set)",
+    )
+    parser.set_defaults(func=_run_timit)
+
+
+def _run_timit(args: argparse.Namespace) -> int:
+    from asr.corpora import timit
+    from asr.datadir import DataDir
+
+    if args.sample and (args.dev_speakers or args.test_speakers):
+        raise ConfigError("prepare timit: --sample chooses its own speakers; no speaker lists")
+    dirs = timit.prepare_timit(
+        args.corpus_dir,
+        args.data_dir,
+        sample=args.sample,
+        dev_list=args.dev_speakers or timit.DEV_SPEAKER_LIST,
+        test_list=args.test_speakers or timit.TEST_SPEAKER_LIST,
+    )
+    for name, path in dirs.items():
+        data = DataDir.load(path)
+        speakers = data.speakers
+        shown = f": {' '.join(speakers)}" if args.sample and name != "train" else ""
+        print(f"{path}: {len(data.utt2spk)} utterances, {len(speakers)} speakers{shown}")
+    return 0
+
+
 CORPORA: dict[str, Callable[[argparse._SubParsersAction], None]] = {
     "yesno": _add_yesno,
     "fsdd": _add_fsdd,
     "synth": _add_synth,
+    "timit": _add_timit,
 }
 
 

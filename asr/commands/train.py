@@ -27,6 +27,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="continue from EXP_DIR/checkpoint.pt (starts fresh when there is none)",
     )
+    parser.add_argument(
+        "--init-from",
+        metavar="PACKAGE",
+        default=None,
+        help="start from the weights of this model package (fine-tuning): same features and "
+        "architecture, any token list (shared symbols keep their output rows); overrides the "
+        "config's training.init_from; ignored when --resume finds a checkpoint",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     parser.add_argument(
@@ -76,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         progress=not args.no_progress,
         overrides=overrides,
+        init_from=args.init_from,
     )
     from asr.distributed import world_from_env
 

@@ -40,7 +40,11 @@ from asr.fileio import read_text_lines
 # the checkout, so this holds there too); asr/synth/prompts.py finds its grammar the same way.
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 FILLERS_PATH = DATA_DIR / "score" / "fillers.txt"
-BUILTIN_PHONE_MAPS: dict[str, Path] = {"timit61-39": DATA_DIR / "phones" / "timit_61_39.map"}
+BUILTIN_PHONE_MAPS: dict[str, Path] = {
+    "timit61-39": DATA_DIR / "phones" / "timit_61_39.map",
+    "timit61-48": DATA_DIR / "phones" / "timit_61_48.map",
+    "timit48-39": DATA_DIR / "phones" / "timit_48_39.map",
+}
 
 HYPHEN_MODES = ("keep", "split", "remove")
 APOSTROPHE_MODES = ("keep", "remove")
