@@ -1,0 +1,51 @@
+"""recipes/timit/run.sh end to end on the ../shared TIMIT sample at a CI size.
+
+The sample's own run (30 epochs, stage 5 with the synthetic-speech model) is in
+recipes/timit/RESULTS. Here a 2x64 model trains 4 epochs: enough to check every stage, the
+48 -> 39 scoring and the per-speaker reports, not the accuracy.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "timit"
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_timit_recipe_on_the_sample(timit_dir: Path, tmp_path: Path) -> None:
+    conf = yaml.safe_load((RECIPE / "conf" / "train_cpu.yaml").read_text())
+    conf["model"].update(num_layers=2, hidden_size=64)
+    conf["training"].update(max_epochs=4)
+    small = tmp_path / "train.yaml"
+    small.write_text(yaml.safe_dump(conf))
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    command = ["bash", str(RECIPE / "run.sh"), "--corpus-dir", str(timit_dir), "--sample"]
+    command += ["--conf", str(small), "--threads", "2", "--beam-size", "4"]
+    command += ["--data", str(tmp_path / "data"), "--exp", str(tmp_path / "exp")]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    split = (tmp_path / "data" / "split.txt").read_text().split("\n")
+    held_out = [line.split() for line in split if line.startswith(("dev ", "test "))]
+    assert len(held_out) == 4 and {gender for _, _, gender, *_ in held_out} == {"f", "m"}
+    # Scored on 39 phones: every reference phone of the test speakers, folded from 48.
+    test_text = (tmp_path / "data" / "test" / "text").read_text().splitlines()
+    phones = sum(len(line.split()) - 1 for line in test_text)
+    for decoder in ("greedy", "beam4"):
+        line = re.search(rf"^blstm {decoder} %PER (\S+) \[ (\d+) / (\d+),", done.stdout, re.M)
+        assert line, done.stdout[-2000:]
+        assert int(line.group(3)) == phones
+        sys_file = tmp_path / "exp" / "blstm" / f"decode_{decoder}" / "scoring" / "text.sys"
+        table = sys_file.read_text(encoding="utf-8")
+        assert all(f"| {spk} " in table for kind, spk, *_ in held_out if kind == "test")
+        assert "timit48-39" in table
