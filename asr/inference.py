@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from asr.bigram_lm import BigramLM
 from asr.ctc_beam import beam_search_batch
 from asr.dataset import FeatureSet, make_batches
 from asr.decode import BLANK, greedy_decode
@@ -91,19 +92,37 @@ def decode_datadir(
     device: str = "cpu",
     progress: bool = True,
     beam_size: int = 1,
+    lm: BigramLM | str | os.PathLike | None = None,
+    lm_weight: float = 0.5,
+    insertion_bonus: float = 0.0,
 ) -> DecodeSummary:
     """Decode every utterance of ``data_dir`` into ``out_dir/text``.
 
     ``beam_size`` 1 (or 0) is greedy best-path decoding; larger values run CTC prefix beam search
-    (:mod:`asr.ctc_beam`, no language model) with that many prefixes kept per frame.
+    (:mod:`asr.ctc_beam`) with that many prefixes kept per frame.
+
+    ``lm`` (beam search only): a token bigram model for shallow fusion, as a :class:`BigramLM`
+    over the model's tokens, a saved one (a ``.json`` path), or a Kaldi text file to train one
+    from (add-k smoothing); ``lm_weight`` and ``insertion_bonus`` as in
+    :func:`asr.ctc_beam.prefix_beam_search`.
 
     An utterance whose features cannot be read is logged, skipped and counted; the text file is
     written atomically once all batches are done, so an interrupted run leaves no partial file.
     """
     if beam_size < 0:
         raise ConfigError(f"beam size {beam_size}: must not be negative (0 or 1 = greedy)")
+    if lm is not None and beam_size <= 1:
+        raise ConfigError("a bigram language model needs beam search (a beam size above 1)")
     model_path = Path(model_path)
     loaded = load_model(model_path, device)
+    if lm is not None and not isinstance(lm, BigramLM):
+        lm_path = Path(lm)
+        if lm_path.suffix == ".json":
+            lm = BigramLM.load(lm_path)
+        else:
+            lm = BigramLM.from_text(lm_path, loaded.tokens)
+    if lm is not None and lm.tokens.symbols != loaded.tokens.symbols:
+        raise ConfigError(f"the bigram language model's tokens differ from those of {model_path}")
     # Global CMVN must use the training set's statistics, which the package carries.
     features = FeatureSet(data_dir, global_stats=loaded.package.cmvn_stats)
     _check_features_match(loaded, features, model_path)
@@ -134,7 +153,15 @@ def decode_datadir(
         with torch.inference_mode():
             log_probs, out_lengths = loaded.model(padded, lengths.to(loaded.device))
         if beam_size > 1:
-            best = beam_search_batch(log_probs, out_lengths, beam_size, blank=BLANK)
+            best = beam_search_batch(
+                log_probs,
+                out_lengths,
+                beam_size,
+                blank=BLANK,
+                lm=lm,
+                lm_weight=lm_weight,
+                insertion_bonus=insertion_bonus,
+            )
         else:
             best = greedy_decode(log_probs, out_lengths)
         for utt, token_ids in zip(ids, best, strict=True):

@@ -28,7 +28,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=1,
         help="1 (default): greedy best path, the most probable token of each frame; N > 1: CTC "
         "prefix beam search, keeping the N most probable token sequences at each frame, each "
-        "scored over all its alignments (no language model; runs in Python on the CPU, slower)",
+        "scored over all its alignments (runs in Python on the CPU, slower)",
+    )
+    parser.add_argument(
+        "--bigram-lm",
+        metavar="TEXT",
+        default=None,
+        help="shallow fusion with a token bigram language model (add-k smoothed) trained at "
+        "decode time from TEXT, a Kaldi text file of transcripts in the model's tokens (e.g. "
+        "data/train/text), or loaded from a saved .json model; needs --beam-size above 1",
+    )
+    parser.add_argument(
+        "--lm-weight", type=float, default=0.5, help="weight of the LM log probs (default 0.5)"
+    )
+    parser.add_argument(
+        "--insertion-bonus",
+        type=float,
+        default=0.0,
+        help="added to the score per token of a hypothesis (default 0)",
     )
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument(
@@ -50,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if args.beam_size < 1:
         raise ConfigError(f"--beam-size {args.beam_size}: must be at least 1 (1 = greedy)")
+    if args.bigram_lm is not None and args.beam_size <= 1:
+        raise ConfigError("--bigram-lm needs --beam-size above 1 (greedy decoding uses no LM)")
     summary = decode_datadir(
         args.model,
         args.data_dir,
@@ -58,6 +77,9 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         progress=not args.no_progress,
         beam_size=args.beam_size,
+        lm=args.bigram_lm,
+        lm_weight=args.lm_weight,
+        insertion_bonus=args.insertion_bonus,
     )
     log.info(
         "decoded %d utterances into %s/text, %d failed; real-time factor %.4f",

@@ -5,14 +5,17 @@
 # 16-speaker sample in ../shared (speakers held out for dev and test). See RESULTS.
 #
 #   ./run.sh --corpus-dir DIR [--sample] [--conf FILE] [--stage N] [--stop-stage M]
-#            [--threads N] [--beam-size B] [--device cpu|cuda] [--synth-model FILE]
+#            [--threads N] [--beam-size B] [--lm-weight W] [--insertion-bonus B]
+#            [--device cpu|cuda]
+#            [--synth-model FILE]
 #            [--data DIR] [--exp DIR]
 #
 # Stages:
 #   0  asr prepare timit: train (462 speakers, SI+SX), dev (50), core test (24); SA excluded
 #   1  features: 40 log-mel + energy, deltas, per-speaker CMVN (conf/fbank.yaml)
 #   2  train (conf/train_cpu.yaml; conf/train_graves.yaml is the published 5x250 setup)
-#   3  decode test: greedy and CTC prefix beam search
+#   3  decode test: greedy, CTC prefix beam search, and beam search with a phone bigram LM
+#      trained on the training transcripts (shallow fusion: --lm-weight, --insertion-bonus)
 #   4  score: %PER on 39 phones, per-speaker reports in exp/*/decode_*/scoring
 #   5  with --synth-model (the synth recipe's phone model): the same model trained from
 #      scratch and fine-tuned from synthetic speech, both on the synth recipe's features
@@ -29,6 +32,8 @@ stage=0
 stop_stage=100
 threads=0
 beam_size=10
+lm_weight=0.2     # with --insertion-bonus 0.5: the best of 6 settings on the sample's dev set
+insertion_bonus=0.5
 device=cpu
 synth_model=
 data=data
@@ -44,6 +49,8 @@ while [ $# -gt 0 ]; do
     --stop-stage) stop_stage=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     --beam-size) beam_size=$2; shift 2 ;;
+    --lm-weight) lm_weight=$2; shift 2 ;;
+    --insertion-bonus) insertion_bonus=$2; shift 2 ;;
     --device) device=$2; shift 2 ;;
     --synth-model) synth_model=$2; shift 2 ;;
     --data) data=$2; shift 2 ;;
@@ -83,7 +90,10 @@ train_decode_score() {
     --no-progress "${thread_opts[@]}" 2>>"$e.log"
   asr decode "$e/final.pt" "$data/test$suffix" "$e/decode_beam$beam_size" \
     --beam-size "$beam_size" --device "$device" --no-progress "${thread_opts[@]}" 2>>"$e.log"
-  for d in greedy "beam$beam_size"; do
+  asr decode "$e/final.pt" "$data/test$suffix" "$e/decode_beam${beam_size}_bigram" \
+    --beam-size "$beam_size" --bigram-lm "$data/train$suffix/text" --lm-weight "$lm_weight" \
+    --insertion-bonus "$insertion_bonus" --device "$device" --no-progress "${thread_opts[@]}" 2>>"$e.log"
+  for d in greedy "beam$beam_size" "beam${beam_size}_bigram"; do
     # 48 training phones folded to the 39 scoring phones on both sides (Lee & Hon 1989)
     asr score "$data/test$suffix/text" "$e/decode_$d/text" --metric PER \
       --phone-map timit48-39 --reports "$e/decode_$d/scoring" > "$e/decode_$d/per" \
