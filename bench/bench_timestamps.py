@@ -106,12 +106,10 @@ def missing(*paths: Path) -> list[Path]:
 
 
 def read_ctm(path: Path) -> dict[str, list[tuple[str, float, float]]]:
-    units: dict[str, list[tuple[str, float, float]]] = defaultdict(list)
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            utt, _, start, dur, phone = line.split()[:5]
-            units[utt].append((phone, float(start), float(start) + float(dur)))
-    return dict(units)
+    """utterance -> [(phone, start, end)] in time order, read by asr score's CTM reader."""
+    from asr.score.formats import read
+
+    return read(path, "ctm").times or {}
 
 
 def bench_phones(model_path: Path, data_dir: Path) -> None:

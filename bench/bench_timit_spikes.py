@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import difflib
 import statistics
-from collections import defaultdict
 from pathlib import Path
 
 import torch
@@ -43,12 +42,10 @@ Hits = list[tuple[float, float, float]]
 
 
 def read_ctm(path: Path) -> dict[str, list[tuple[str, float, float]]]:
-    units: dict[str, list[tuple[str, float, float]]] = defaultdict(list)
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            utt, _, start, dur, phone = line.split()[:5]
-            units[utt].append((phone, float(start), float(start) + float(dur)))
-    return dict(units)
+    """utterance -> [(phone, start, end)] in time order, read by asr score's CTM reader."""
+    from asr.score.formats import read
+
+    return read(path, "ctm").times or {}
 
 
 def spikes(spans, log_probs: torch.Tensor, step: float) -> list[float]:
