@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from asr.ctc_timing import TimedUnit
+from asr.energy import frame_power, true_runs
 from asr.errors import AudioError, ConfigError
 
 FRAME_SECONDS = 0.01  # energy frames for finding pauses
@@ -51,19 +52,17 @@ def _check_params(max_seconds: float, overlap_seconds: float) -> None:
 
 def _quiet_point(region: np.ndarray, frame: int) -> int:
     """Sample offset in ``region`` at the middle of its quietest stretch (10 ms frames)."""
-    count = len(region) // frame
+    energy = frame_power(region, frame)
+    count = len(energy)
     if count == 0:
         return len(region) // 2
-    blocks = region[: count * frame].reshape(count, frame).astype(np.float64)
-    energy = (blocks * blocks).mean(axis=1)
     if count >= SMOOTH_FRAMES:
         kernel = np.ones(SMOOTH_FRAMES) / SMOOTH_FRAMES
         energy = np.convolve(energy, kernel, mode="same")
     level = 10.0 * np.log10(energy + 1e-12)
     quiet = level <= level.min() + QUIET_DB
     # the longest run of quiet frames is the most pause-like; its middle is the cut
-    edges = np.diff(np.concatenate(([0], quiet.astype(np.int8), [0])))
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    starts, ends = true_runs(quiet)
     longest = int(np.argmax(ends - starts))
     middle = (starts[longest] + ends[longest]) / 2.0
     return int(middle * frame)

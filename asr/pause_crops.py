@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from asr.datadir import DataDir, Segment, spk2utt_from_utt2spk
+from asr.energy import frame_power, true_runs
 from asr.errors import AsrError, DataDirError
 
 log = logging.getLogger(__name__)
@@ -44,16 +45,13 @@ def speech_runs(
 ) -> list[tuple[float, float]]:
     """``(start, end)`` seconds of each stretch of speech, by frame energy."""
     hop = max(1, int(round(sample_rate * FRAME_SECONDS)))
-    frames = len(wave) // hop
-    if frames == 0:
+    power = frame_power(wave, hop)
+    if len(power) == 0:
         return []
-    power = (wave[: frames * hop].astype(np.float64).reshape(frames, hop) ** 2).mean(axis=1)
     energy_db = 10.0 * np.log10(power + 1e-10)
     speech = energy_db > energy_db.max() + threshold_db
-    # Run boundaries are where the speech flag changes.
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], speech.astype(np.int8), [0]])))
     runs: list[list[int]] = []
-    for start, end in zip(edges[::2], edges[1::2], strict=True):
+    for start, end in zip(*true_runs(speech), strict=True):
         if runs and (start - runs[-1][1]) * FRAME_SECONDS < min_gap:
             runs[-1][1] = int(end)
         else:

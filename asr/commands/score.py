@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
+
+from asr.score.formats import FORMATS
+from asr.score.reports import REPORT_FORMATS
 
 log = logging.getLogger(__name__)
 
-FORMAT_CHOICES = ("auto", "kaldi", "trn", "ctm", "stm", "jsonl", "plain")
-REPORT_FORMATS = ("sys", "pra", "dtl", "json", "html")
+FORMAT_CHOICES = ("auto", *FORMATS)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -228,7 +231,7 @@ def _read(path: str, fmt: str, args: argparse.Namespace):
     return formats.read(path, fmt, id_key=args.id_key, text_key=args.text_key)
 
 
-def _speakers(args: argparse.Namespace, ref) -> dict[str, str] | object | None:
+def _speakers(args: argparse.Namespace, ref) -> Mapping[str, str] | Callable[[str], str] | None:
     from asr.datadir import read_kaldi_map
 
     if args.utt2spk:

@@ -18,10 +18,8 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 
-from asr.errors import DataDirError
-from asr.fileio import atomic_write, read_text_lines
+from asr.fileio import atomic_write
 
 # The module, not its align(): a package attribute named ``align`` must stay the submodule.
 from asr.score import align as _aligner
@@ -334,17 +332,9 @@ def read_transcripts(path: str | os.PathLike) -> dict[str, str]:
 
     Whitespace is normalized to single spaces; blank lines are skipped; a repeated id is an error.
     """
-    path = Path(path)
-    transcripts: dict[str, str] = {}
-    for number, line in enumerate(read_text_lines(path), start=1):
-        parts = line.split()
-        if not parts:
-            continue
-        utt_id = parts[0]
-        if utt_id in transcripts:
-            raise DataDirError(f"{path}:{number}: duplicate utterance id {utt_id!r}")
-        transcripts[utt_id] = " ".join(parts[1:])
-    return transcripts
+    from asr.score.formats import read_kaldi
+
+    return read_kaldi(path).texts
 
 
 def write_transcripts(path: str | os.PathLike, transcripts: Mapping[str, str]) -> None:

@@ -219,6 +219,11 @@ def read(
     return result
 
 
+def read_kaldi(path: str | os.PathLike) -> Transcripts:
+    """A Kaldi ``text`` file as it is, an empty file included (``read`` refuses that)."""
+    return _read_kaldi(path, read_text_lines(path))
+
+
 def _read_kaldi(path, lines: list[str]) -> Transcripts:
     texts: dict[str, str] = {}
     for number, line in enumerate(lines, 1):
