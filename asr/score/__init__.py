@@ -270,7 +270,7 @@ def _speaker_map(
 def by_speaker(
     result: ScoreResult, utt2spk: Mapping[str, str] | Callable[[str], str] | None = None
 ) -> dict[str, ScoreResult]:
-    """Split the totals by speaker, sorted by speaker id (as sclite's per-speaker table)."""
+    """Split the totals by speaker, sorted by speaker id (the .sys report keeps file order)."""
     return result.by_speaker(utt2spk)
 
 

@@ -177,7 +177,7 @@ class ScoreResult:
     def by_speaker(
         self, utt2spk: Mapping[str, str] | Callable[[str], str] | None = None
     ) -> dict[str, ScoreResult]:
-        """Split the totals by speaker, sorted by speaker id (as sclite's per-speaker table).
+        """Split the totals by speaker, sorted by speaker id (the .sys report keeps file order).
 
         Without ``utt2spk`` the result's own ``speakers`` map is used.
         """
