@@ -7,10 +7,15 @@ SHARED ?= $(abspath ../shared)
 # Debian packages: sctk is the NIST sclite scoring oracle used by the tests; the synthesisers
 # (espeak-ng, flite, festival and its voices) make the offline corpus of recipes/synth.
 APT_PACKAGES := sctk espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts festlex-cmu sox
+# KenLM's lmplz/build_binary/query are built from source by tools/install_kenlm.sh (asr lm).
+APT_PACKAGES += cmake g++ make libboost-program-options-dev libboost-system-dev \
+  libboost-thread-dev libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev
+# ffmpeg decodes WSJ's shorten-compressed SPHERE audio where sph2pipe is missing (recipes/wsj).
+APT_PACKAGES += ffmpeg
 
-.PHONY: setup apt demo demo-yesno test bench lint clean
+.PHONY: setup apt demo demo-yesno test bench bench-setup wsj-tools lint clean
 
-setup: apt $(VENV)/.installed
+setup: apt $(VENV)/.installed tools/kenlm/bin/lmplz
 
 # Installs only what is missing, so a machine that has everything makes no apt calls.
 apt:
@@ -31,6 +36,10 @@ $(VENV)/.installed: pyproject.toml setup.py asr/score/_calign.c
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
+# KenLM n-gram tools (about 1-2 min on 2 cores); the script is a no-op once they run.
+tools/kenlm/bin/lmplz: tools/install_kenlm.sh | apt $(VENV)/.installed
+	PIP=$(BIN)/pip tools/install_kenlm.sh tools/kenlm
+
 # The embedded default: a corpus synthesised here (no download), phone and word models, %PER and
 # %WER on unseen voices, one test utterance transcribed (recipes/synth; about 15 min on 2 cores).
 demo: setup
@@ -49,7 +58,19 @@ test: setup
 	$(BIN)/ruff format --check asr tests bench
 	ASR_SHARED=$(SHARED) $(BIN)/pytest -q
 
-bench: setup
+# WSJ's .wv1 audio needs sph2pipe or ffmpeg; sph2pipe is on neither PyPI nor Debian, so ffmpeg.
+wsj-tools:
+	@command -v sph2pipe >/dev/null || command -v ffmpeg >/dev/null || \
+	  { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	    $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq ffmpeg; }
+
+# The decoder benchmark's reference: pyctcdecode (which pins numpy<2 in its metadata but runs
+# with numpy 2, hence --no-deps) with KenLM's Python module (compiled from source, ~1 min).
+bench-setup: setup
+	@$(BIN)/python -c "import pyctcdecode, kenlm" 2>/dev/null || \
+	  $(BIN)/pip install -q --no-deps pyctcdecode pygtrie kenlm==0.3.0
+
+bench: bench-setup
 	@for b in bench/bench_*.py; do echo "== $$b"; ASR_SHARED=$(SHARED) $(BIN)/python $$b || exit 1; done
 
 lint: setup

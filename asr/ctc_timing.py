@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from asr.tokens import SPACE, TokenList
+from asr.tokens import SPACE, WORD_START, TokenList, join_pieces
 
 
 @dataclass(frozen=True)
@@ -201,21 +201,24 @@ def timed_units(
     """(words, units) in seconds from token spans.
 
     Units: one per token except char models' ``<space>``, which only separates words. Words:
-    char models join the characters between spaces; word and phone models use the units as
-    words. A word's confidence is the mean of its units' confidences. Ends are then moved
-    towards the next start by :func:`extend_ends` (``end_extension`` 0 keeps the raw spans).
+    char models join the characters between spaces, BPE models the pieces from one ``▁`` piece
+    to the next; word and phone models use the units as words. A word's confidence is the mean
+    of its units' confidences. Ends are then moved towards the next start by
+    :func:`extend_ends` (``end_extension`` 0 keeps the raw spans).
     """
     if frame_seconds <= 0:
         raise ValueError(f"frame_seconds must be positive, got {frame_seconds}")
     char = tokens.unit == "char"
+    bpe = tokens.unit == "bpe"
     units: list[TimedUnit] = []
     words: list[TimedUnit] = []
     group: list[TokenSpan] = []
 
     def close() -> None:
         if group:
-            text = "".join(tokens.symbols[s.token] for s in group)
-            words.append(_unit(text, group, frame_seconds, offset))
+            text = join_pieces([tokens.symbols[s.token] for s in group])
+            if text:  # a lone word-start piece spells no word
+                words.append(_unit(text, group, frame_seconds, offset))
             group.clear()
 
     for span in spans:
@@ -223,10 +226,12 @@ def timed_units(
         if char and symbol == SPACE:
             close()
             continue
+        if bpe and symbol.startswith(WORD_START):
+            close()
         units.append(_unit(symbol, [span], frame_seconds, offset))
-        if char:
+        if char or bpe:
             group.append(span)
     close()
-    if not char:
+    if not (char or bpe):
         words = list(units)
     return extend_ends(words, end_extension), extend_ends(units, end_extension)

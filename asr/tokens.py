@@ -1,9 +1,11 @@
 """Output units: the token list that maps transcript symbols to CTC class indices and back.
 
 Index 0 is always the CTC blank ``<blk>``. Units are whitespace-separated symbols (``word`` or
-``phone``: the transcript already spells them out) or characters (``char``: a run of whitespace
-becomes the ``<space>`` token so that decoding gives back the words). The list is stored as
-``tokens.txt`` in the Kaldi/ESPnet "symbol id" format.
+``phone``: the transcript already spells them out), characters (``char``: a run of whitespace
+becomes the ``<space>`` token so that decoding gives back the words) or sentencepiece pieces
+(``bpe``: the transcript was segmented by ``asr bpe encode`` into pieces separated by spaces,
+``▁`` marking the start of a word; decoding joins the pieces and turns the marks back into
+spaces). The list is stored as ``tokens.txt`` in the Kaldi/ESPnet "symbol id" format.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from asr.fileio import atomic_write, read_text_lines
 
 BLANK = "<blk>"
 SPACE = "<space>"
-UNITS = ("word", "phone", "char")
+WORD_START = "\u2581"  # sentencepiece's word-start mark "▁" (LOWER ONE EIGHTH BLOCK)
+UNITS = ("word", "phone", "char", "bpe")
 
 
 class UnknownTokenError(AsrError):
@@ -28,6 +31,25 @@ def _check_unit(unit: str) -> str:
     if unit not in UNITS:
         raise ConfigError(f"unknown token unit '{unit}' (choose from {', '.join(UNITS)})")
     return unit
+
+
+def infer_unit(symbols: Iterable[str]) -> str:
+    """Guess the unit of a token list: ``char`` with ``<space>``, ``bpe`` with ``▁`` pieces.
+
+    A phone list cannot be told from a word list by its symbols; both are "word" here, which
+    decodes the same way (symbols joined by spaces).
+    """
+    symbols = list(symbols)
+    if SPACE in symbols:
+        return "char"
+    if any(s.startswith(WORD_START) for s in symbols):
+        return "bpe"
+    return "word"
+
+
+def join_pieces(pieces: Iterable[str]) -> str:
+    """Sentencepiece pieces -> words: concatenate, and every ``▁`` becomes a word gap."""
+    return " ".join("".join(pieces).replace(WORD_START, " ").split())
 
 
 def split_text(text: str, unit: str = "word") -> list[str]:
@@ -98,8 +120,11 @@ class TokenList:
         return [self.symbols[int(i)] for i in ids if int(i) != 0]
 
     def decode(self, ids: Iterable[int]) -> str:
-        """Class indices -> transcript text (``<space>`` back to a blank for ``char``)."""
+        """Class indices -> transcript text (``<space>`` back to a blank for ``char``, pieces
+        joined into words at ``▁`` for ``bpe``)."""
         symbols = self.decode_symbols(ids)
+        if self.unit == "bpe":
+            return join_pieces(symbols)
         if self.unit != "char":
             return " ".join(symbols)
         return " ".join("".join(symbols).replace(SPACE, " ").split()) if symbols else ""
@@ -111,7 +136,7 @@ class TokenList:
 
     @classmethod
     def load(cls, path: str | os.PathLike, unit: str | None = None) -> TokenList:
-        """Read ``tokens.txt``; ``unit`` defaults to char when ``<space>`` is in the list."""
+        """Read ``tokens.txt``; ``unit`` defaults to :func:`infer_unit` of its symbols."""
         path = Path(path)
         symbols: list[str] = []
         for lineno, line in enumerate(read_text_lines(path), 1):
@@ -126,7 +151,7 @@ class TokenList:
                 )
             symbols.append(parts[0])
         if unit is None:
-            unit = "char" if SPACE in symbols else "word"
+            unit = infer_unit(symbols)
         try:
             return cls(symbols, unit)
         except ConfigError as exc:

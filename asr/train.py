@@ -62,7 +62,7 @@ HISTORY_FIELDS = ("epoch", "train_loss", "dev_loss", "dev_ter", "lr", "time")
 class TrainConfig:
     """The ``training:`` section of the training YAML."""
 
-    unit: str = "word"  # word | phone | char
+    unit: str = "word"  # word | phone | char | bpe
     optimizer: str = "adam"  # adam | sgd (with momentum)
     lr: float = 1e-3
     momentum: float = 0.9  # sgd only

@@ -53,7 +53,7 @@ from asr.inference import LoadedModel
 from asr.inference import load_model as _load_loaded_model
 from asr.long_audio import Window, merge_units, plan_windows
 from asr.precision import autocast, resolve_precision
-from asr.tokens import SPACE, UNITS, TokenList
+from asr.tokens import UNITS, TokenList, infer_unit
 
 # An input of transcribe_many: a path, or a (waveform, sample_rate) pair.
 AudioInput = str | os.PathLike | tuple[Any, int]
@@ -170,7 +170,7 @@ class Recognizer:
         # the package's own unit (phone models have no <space> and would pass for words)
         unit = package.extra.get("unit") if isinstance(package.extra, dict) else None
         if unit not in UNITS:
-            unit = "char" if SPACE in package.tokens else "word"
+            unit = infer_unit(package.tokens)
         self.unit: str = unit
         self.tokens = TokenList(package.tokens, unit=unit)
         self.sample_rate = self.feature_config.sample_rate

@@ -194,6 +194,24 @@ def test_timed_units_leading_and_double_space() -> None:
     assert len(units) == 2
 
 
+def test_timed_units_bpe_model_starts_a_word_at_each_word_start_piece() -> None:
+    tokens = TokenList([BLANK, "▁the", "▁cat", "s", "▁"], unit="bpe")
+    spans = [
+        TokenSpan(1, 0, 2, 0.9),
+        TokenSpan(2, 4, 5, 0.8),
+        TokenSpan(3, 6, 7, 0.4),  # "s" continues "▁cat"
+        TokenSpan(4, 9, 10, 0.5),  # a lone "▁" then "s": the word "s"
+        TokenSpan(3, 11, 12, 0.7),
+    ]
+    words, units = timed_units(spans, tokens, frame_seconds=0.03, end_extension=0)
+    assert [u.text for u in units] == ["▁the", "▁cat", "s", "▁", "s"]
+    assert [w.text for w in words] == ["the", "cats", "s"]
+    assert words[1].start == pytest.approx(0.12)
+    assert words[1].end == pytest.approx(0.21)
+    assert words[1].confidence == pytest.approx(0.6)
+    assert words[2].start == pytest.approx(0.27)
+
+
 @pytest.mark.parametrize("unit", ["word", "phone"])
 def test_timed_units_word_and_phone_models_words_are_units(unit: str) -> None:
     tokens = TokenList([BLANK, "aa", "b", "sil"], unit=unit)

@@ -173,7 +173,8 @@ def test_unreadable_prompt_file_is_named_and_skipped(
     words = ("one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
              "fifteen sixteen seventeen eighteen nineteen twenty").split()  # fmt: skip
     sentences = [f"the {a} ships sailed {b} miles north at dawn" for a in words for b in words]
-    good.write_text(". ".join(s.capitalize() for s in sentences) + ".\n")
+    long = " ".join(["the long sentence goes on"] * 5)  # 25 words: an LM sentence, no prompt
+    good.write_text(". ".join(s.capitalize() for s in [*sentences, long]) + ".\n")
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"A fine sentence here.\nAnother one.\nBroken \xe9 byte here.\n")
     config = _config(text_files=[str(bad), str(good)], engines=["flite"],
@@ -185,6 +186,15 @@ def test_unreadable_prompt_file_is_named_and_skipped(
     texts = set(_table(tmp_path / "out" / "train" / "text").values())
     assert texts <= set(sentences)
     assert report.engines == ["flite"]
+
+    # the LM text: everything readable, of any length, but never a dev or test sentence
+    lm_text = (tmp_path / "out" / "local" / "lm_text").read_text().splitlines()
+    held_out = set(_table(tmp_path / "out" / "test" / "text").values())
+    held_out |= set(_table(tmp_path / "out" / "dev" / "text").values())
+    assert len(held_out) == 18
+    assert not held_out & set(lm_text)
+    assert set(lm_text) == (set(sentences) | {long}) - held_out
+    assert report.lm_sentences == len(lm_text)
 
 
 def test_missing_engine_is_skipped_with_its_package_named(tmp_path: Path) -> None:

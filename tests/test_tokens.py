@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from asr.errors import ConfigError, DataDirError
-from asr.tokens import BLANK, SPACE, TokenList, UnknownTokenError, split_text
+from asr.tokens import (
+    BLANK,
+    SPACE,
+    WORD_START,
+    TokenList,
+    UnknownTokenError,
+    infer_unit,
+    split_text,
+)
 
 
 def test_word_units_sorted_with_blank_first() -> None:
@@ -43,7 +51,7 @@ def test_reserved_blank_in_text_and_bad_unit_rejected() -> None:
     with pytest.raises(ConfigError, match="blank"):
         TokenList.from_texts(["a <blk> b"])
     with pytest.raises(ConfigError, match="unit"):
-        TokenList.from_texts(["a"], unit="bpe")
+        TokenList.from_texts(["a"], unit="syllable")
 
 
 def test_save_load_round_trip(tmp_path) -> None:
@@ -74,3 +82,30 @@ def test_load_rejects_bad_files(tmp_path) -> None:
     path.write_text(f"{BLANK} 0\njunk\n", encoding="utf-8")
     with pytest.raises(DataDirError, match=r"tokens.txt:2: expected 'symbol id'"):
         TokenList.load(path)
+
+
+def test_bpe_units_split_on_spaces_and_decode_to_words() -> None:
+    # "asr bpe encode" output: pieces separated by spaces, ▁ starting each word
+    texts = ["▁HE LLO ▁WOR LD", "▁WOR LD ▁HE LLO ▁HE"]
+    tokens = TokenList.from_texts(texts, unit="bpe")
+    assert tokens.symbols == [BLANK, "LD", "LLO", "▁HE", "▁WOR"]
+    assert split_text("▁HE LLO  ▁WOR LD", "bpe") == ["▁HE", "LLO", "▁WOR", "LD"]
+    ids = tokens.encode(texts[0])
+    assert ids == [3, 2, 4, 1]
+    assert tokens.decode(ids) == "HELLO WORLD"
+    # blanks between pieces do not split a word; a lone ▁ piece is a word gap
+    assert tokens.decode([0, 4, 0, 0, 1, 3]) == "WORLD HE"
+    lone = TokenList([BLANK, WORD_START, "A", "B"], unit="bpe")
+    assert lone.decode([1, 2, 3, 1, 3]) == "AB B"
+    assert lone.decode([]) == ""
+
+
+def test_infer_unit_and_load_of_a_bpe_list(tmp_path) -> None:
+    assert infer_unit([BLANK, SPACE, "a"]) == "char"
+    assert infer_unit([BLANK, "LD", "▁HE"]) == "bpe"
+    assert infer_unit([BLANK, "aa", "sil"]) == "word"  # phones read like words
+    path = tmp_path / "tokens.txt"
+    TokenList.from_texts(["▁HE LLO ▁WOR LD"], unit="bpe").save(path)
+    loaded = TokenList.load(path)
+    assert loaded.unit == "bpe"
+    assert loaded.decode(loaded.encode("▁WOR LD ▁HE LLO")) == "WORLD HELLO"

@@ -115,8 +115,10 @@ def _add_synth(subparsers: argparse._SubParsersAction) -> None:
             "Synthesise OUT_DIR/train, OUT_DIR/dev and OUT_DIR/test (FLAC audio, word "
             "transcripts in text, the phones each engine said in phones and their times in "
             "phones.ctm). Sentences come from the built-in naval-database grammar or from "
-            "--text files; test sentences and test voices never occur in training. The same "
-            "seed gives the same corpus, whatever --jobs."
+            "--text files; test sentences and test voices never occur in training. With --text, "
+            "OUT_DIR/local/lm_text holds every sentence of the files (any length) except the "
+            "dev and test ones, for a language model. The same seed gives the same corpus, "
+            "whatever --jobs."
         ),
     )
     parser.add_argument(
@@ -262,11 +264,128 @@ def _run_timit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_librispeech(subparsers: argparse._SubParsersAction) -> None:
+    from asr.corpora.librispeech import SETS
+
+    parser = subparsers.add_parser(
+        "librispeech",
+        help="LibriSpeech (OpenSLR 12): one Kaldi data directory per set, optionally downloaded",
+        description=(
+            "Write DATA_DIR/<set> (dashes as underscores: dev-clean -> dev_clean) for each of "
+            "--sets as Kaldi's recipe: utterance ids from the FLAC names, speaker = "
+            "reader-chapter, text upper case as distributed (as the official LM and lexicon), "
+            "wav.scp pointing at the FLAC files, spk2gender from SPEAKERS.TXT, utt2dur. "
+            "CORPUS_DIR holds LibriSpeech/ (or is it). With --download the sets are fetched "
+            "into CORPUS_DIR first (MD5-checked, interrupted downloads resume); --lm also "
+            "fetches OpenSLR 11 files into CORPUS_DIR/lm."
+        ),
+    )
+    parser.add_argument("corpus_dir", metavar="CORPUS_DIR", help="folder holding LibriSpeech/")
+    parser.add_argument("data_dir", metavar="DATA_DIR", help="where the data directories go")
+    parser.add_argument(
+        "--sets",
+        nargs="+",
+        default=list(SETS),
+        choices=SETS,
+        metavar="SET",
+        help=f"sets to prepare (default: all seven: {', '.join(SETS)})",
+    )
+    parser.add_argument("--download", action="store_true", help="download the sets first")
+    parser.add_argument(
+        "--lm",
+        nargs="*",
+        metavar="FILE",
+        help="also download OpenSLR 11 files into CORPUS_DIR/lm (default with no names: "
+        "3-gram.pruned.1e-7.arpa.gz and librispeech-lexicon.txt)",
+    )
+    parser.set_defaults(func=_run_librispeech)
+
+
+def _run_librispeech(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from asr.corpora import librispeech
+
+    if args.download:
+        librispeech.download_librispeech(args.corpus_dir, args.sets)
+    if args.lm is not None:
+        names = args.lm or ["3-gram.pruned.1e-7.arpa.gz", "librispeech-lexicon.txt"]
+        for path in librispeech.download_lm_resources(Path(args.corpus_dir) / "lm", names):
+            print(f"{path}: downloaded and checked")
+    for name in args.sets:
+        out = Path(args.data_dir) / librispeech.data_dir_name(name)
+        report = librispeech.prepare_librispeech(args.corpus_dir, name, out)
+        print(report.summary())
+    return 0
+
+
+def _add_wsj(subparsers: argparse._SubParsersAction) -> None:
+    from asr.corpora.wsj import DEFAULT_SETS, SETS
+
+    parser = subparsers.add_parser(
+        "wsj",
+        help="Wall Street Journal (WSJ0 + WSJ1): Kaldi's train_si284, test_dev93, test_eval92",
+        description=(
+            "Write DATA_DIR/<set> for each of --sets as Kaldi's wsj_data_prep.sh: sets from the "
+            ".ndx indices, transcripts from the .dot files normalised as normalize_transcript.pl "
+            "(noises -> <NOISE>), speaker = the first 3 characters of the utterance id. The "
+            ".wv1 audio (shorten SPHERE) is read through sph2pipe pipes when sph2pipe is on "
+            "PATH, else decoded once to FLAC with ffmpeg. --lm-dir also writes the standard 20k "
+            "open-vocabulary trigram (tcb20onp.z) as ARPA, and its vocabulary."
+        ),
+    )
+    parser.add_argument(
+        "wsj_dirs",
+        nargs="+",
+        metavar="WSJ_DIR",
+        help="the LDC93S6B and LDC94S13B folders (or their disk folders 11-1.1, ...)",
+    )
+    parser.add_argument("data_dir", metavar="DATA_DIR", help="where the data directories go")
+    parser.add_argument(
+        "--sets",
+        nargs="+",
+        default=list(DEFAULT_SETS),
+        choices=list(SETS),
+        metavar="SET",
+        help=f"sets (default: {' '.join(DEFAULT_SETS)}; any of {', '.join(SETS)})",
+    )
+    parser.add_argument(
+        "--audio",
+        choices=("auto", "sph2pipe", "flac"),
+        default="auto",
+        help="sph2pipe pipes in wav.scp, or FLAC files decoded with ffmpeg (default: auto)",
+    )
+    parser.add_argument("--flac-dir", metavar="DIR", help="where FLAC goes (DATA_DIR/flac)")
+    parser.add_argument("--jobs", type=int, default=0, help="ffmpeg processes (default: cores)")
+    parser.add_argument("--lm-dir", metavar="DIR", help="write lm_tg.arpa and vocab.txt here")
+    parser.set_defaults(func=_run_wsj)
+
+
+def _run_wsj(args: argparse.Namespace) -> int:
+    from asr.corpora import wsj
+
+    reports = wsj.prepare_wsj(
+        args.wsj_dirs,
+        args.data_dir,
+        sets=args.sets,
+        audio=args.audio,
+        flac_dir=args.flac_dir,
+        jobs=args.jobs,
+    )
+    for report in reports:
+        print(report.summary())
+    if args.lm_dir:
+        print(f"{wsj.prepare_wsj_lm(args.wsj_dirs, args.lm_dir)}: the 20k trigram (tcb20onp)")
+    return 0
+
+
 CORPORA: dict[str, Callable[[argparse._SubParsersAction], None]] = {
     "yesno": _add_yesno,
     "fsdd": _add_fsdd,
     "synth": _add_synth,
     "timit": _add_timit,
+    "librispeech": _add_librispeech,
+    "wsj": _add_wsj,
 }
 
 

@@ -1,4 +1,4 @@
-"""Corpus downloads: fetch an archive atomically (optionally hash-checked), unpack it safely.
+"""Corpus downloads: fetch a file resumably and checksum-checked, unpack an archive safely.
 
 Shared by the corpus modules (``asr.corpora.yesno``, ``asr.corpora.fsdd``, ...), which also use
 ``find_audio_folder`` to accept either a corpus folder or the folder its archive unpacks to.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.client
 import os
 import re
 import shutil
@@ -32,54 +33,123 @@ def find_audio_folder(corpus_dir: Path, nested: str, what: str) -> Path:
     return corpus_dir
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file, read in blocks (corpus archives are gigabytes)."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(_CHUNK), b""):
             digest.update(block)
     return digest.hexdigest()
 
 
-def download(url: str, target: Path, sha256: str | None = None) -> None:
-    """Fetch ``url`` into a temporary file beside ``target``; rename it only when complete and,
-    given ``sha256``, only when the hash matches (a mismatch deletes it and is an error)."""
+def sha256_of(path: Path) -> str:
+    return file_digest(path, "sha256")
+
+
+def md5_of(path: Path) -> str:
+    return file_digest(path, "md5")
+
+
+def part_path(target: Path) -> Path:
+    """Where an unfinished download of ``target`` is kept between runs."""
+    return target.with_name(target.name + ".part")
+
+
+def download(
+    url: str,
+    target: str | os.PathLike,
+    sha256: str | None = None,
+    md5: str | None = None,
+    resume: bool = True,
+    size: int | None = None,
+    progress: bool = True,
+) -> None:
+    """Fetch ``url`` into ``target``, resuming an earlier, interrupted run.
+
+    The bytes go to ``target.part``, which survives an interruption; the next call asks the
+    server for the rest with an HTTP Range request (a server that answers without ranges is
+    read again from the start). Only a complete file whose size (``size``) and checksums
+    (``sha256``, ``md5``) match is renamed to ``target``; a mismatch deletes the part and is a
+    CorpusError naming the file. ``resume=False`` always starts again.
+    """
     from tqdm import tqdm
 
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    tmp = Path(tmp_name)
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = part_path(target)
+    offset = part.stat().st_size if resume and part.is_file() else 0
+    request = urllib.request.Request(url)
+    if offset:
+        request.add_header("Range", f"bytes={offset}-")
+    complete_already = False
     try:
-        digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out:
-            try:
-                response = urllib.request.urlopen(url, timeout=60)
-            except (urllib.error.URLError, OSError, ValueError) as exc:
-                reason = getattr(exc, "reason", exc)
-                raise CorpusError(f"{url}: download failed ({reason})") from None
+        response = urllib.request.urlopen(request, timeout=60)
+    except urllib.error.HTTPError as exc:
+        if exc.code != 416 or not offset:
+            raise CorpusError(f"{url}: download failed (HTTP {exc.code} {exc.reason})") from None
+        # 416: nothing lies past what we have; the part is whole (the checksum will tell).
+        complete_already = True
+        response = None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise CorpusError(f"{url}: download failed ({reason})") from None
+    if response is not None:
+        with response:
+            status = getattr(response, "status", None) or response.getcode()
+            if offset and status != 206:
+                offset = 0  # the server (or a file: URL) ignored the range: start again
+            length = response.headers.get("Content-Length")
+            expected = offset + int(length) if length and length.isdigit() else None
+            received = offset
             with (
-                response,
+                open(part, "ab" if offset else "wb") as out,
                 tqdm(
-                    total=int(response.headers.get("Content-Length") or 0) or None,
+                    total=expected,
+                    initial=offset,
                     unit="B",
                     unit_scale=True,
                     desc=target.name,
+                    disable=not progress,
                 ) as bar,
             ):
                 try:
                     for block in iter(lambda: response.read(_CHUNK), b""):
                         out.write(block)
-                        digest.update(block)
+                        received += len(block)
                         bar.update(len(block))
-                except OSError as exc:
-                    raise CorpusError(f"{url}: download interrupted ({exc})") from None
-        if sha256 is not None and digest.hexdigest() != sha256:
-            raise CorpusError(
-                f"{url}: SHA-256 mismatch (got {digest.hexdigest()}, expected {sha256}); "
-                "download deleted"
-            )
-        os.replace(tmp, target)
-    finally:
+                except (OSError, http.client.HTTPException) as exc:
+                    raise CorpusError(
+                        f"{url}: download interrupted after {received} bytes "
+                        f"({type(exc).__name__}); run again to resume from {part}"
+                    ) from None
+            if expected is not None and received < expected:
+                raise CorpusError(
+                    f"{url}: download interrupted after {received} of {expected} bytes; "
+                    f"run again to resume from {part}"
+                )
+    _verify(url, part, sha256, md5, size, complete_already)
+    os.replace(part, target)
+
+
+def _verify(
+    url: str, part: Path, sha256: str | None, md5: str | None, size: int | None, whole: bool
+) -> None:
+    """Check a finished part against what was published; a bad one is deleted (a resumed
+    download that went wrong must not be resumed again)."""
+    problem = None
+    got_size = part.stat().st_size
+    if size is not None and got_size != size:
+        problem = f"size mismatch (got {got_size} bytes, expected {size})"
+    for name, expected in (("SHA-256", sha256), ("MD5", md5)):
+        if problem is None and expected is not None:
+            got = file_digest(part, "sha256" if name == "SHA-256" else "md5")
+            if got != expected.lower():
+                problem = f"{name} mismatch (got {got}, expected {expected})"
+    if problem is not None:
         with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+            part.unlink()
+        whole_note = " (the server had no more)" if whole else ""
+        raise CorpusError(f"{url}: {problem}{whole_note}; download deleted")
 
 
 def check_member(archive: Path, member: tarfile.TarInfo) -> None:

@@ -116,6 +116,7 @@ class SynthReport:
     dropped_examples: list[str] = field(default_factory=list)
     seconds: float = 0.0
     real_time_factor_per_core: float = 0.0
+    lm_sentences: int = 0
 
     def summary(self) -> str:
         parts = [
@@ -124,7 +125,8 @@ class SynthReport:
             for split in SPLITS
         ]
         dropped = sum(self.dropped.values())
-        return "; ".join(parts) + f"; {dropped} sentences dropped"
+        lm = f"; {self.lm_sentences} LM sentences (local/lm_text)" if self.lm_sentences else ""
+        return "; ".join(parts) + f"; {dropped} sentences dropped" + lm
 
 
 def engine_module(engine: str) -> ModuleType:
@@ -209,7 +211,9 @@ def _split_prompts(
     return pools
 
 
-def _read_prompts(config: SynthConfig) -> list[str]:
+def _read_prompts(
+    config: SynthConfig, min_words: int | None = None, max_words: int | None = None
+) -> list[str]:
     """Sentences from every readable text file; a file that cannot be read is named and skipped."""
     from asr.synth.prompts import PromptError, read_prompt_files
 
@@ -217,7 +221,9 @@ def _read_prompts(config: SynthConfig) -> list[str]:
     seen: set[str] = set()
     for path in config.text_files:
         try:
-            sentences = read_prompt_files([path], config.min_words, config.max_words)
+            sentences = read_prompt_files(
+                [path], min_words or config.min_words, max_words or config.max_words
+            )
         except PromptError as exc:
             log.warning("skipping %s", exc)
             continue
@@ -405,6 +411,18 @@ def _write_split(
     return data
 
 
+def write_lm_text(path: Path, config: SynthConfig, plan: Sequence[PlannedUtterance]) -> int:
+    """Language-model text: every sentence of the text files, of any length, except those read
+    in dev and test, so an LM trained on it has never seen a sentence it is scored on (training
+    sentences stay in, as a corpus's own transcripts do). Returns the number of sentences."""
+    held_out = {u.text for u in plan if u.split != "train"}
+    sentences = [s for s in _read_prompts(config, 1, 1_000_000) if s not in held_out]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as handle:
+        handle.writelines(f"{s}\n" for s in sentences)
+    return len(sentences)
+
+
 def prepare_synth(
     out_dir: str | os.PathLike,
     config: SynthConfig | None = None,
@@ -461,6 +479,8 @@ def prepare_synth(
         report.hours[split] = round(sum((data.utt2dur or {}).values()) / 3600.0, 4)
         report.voices[split] = [str(v) for v in sorted(voices_of[split])]
     report.dropped = {split: dropped[split] for split in SPLITS}
+    if config.text_files:
+        report.lm_sentences = write_lm_text(out_dir / "local" / "lm_text", config, plan)
     report.seconds = round(elapsed, 2)
     audio_seconds = 3600.0 * sum(report.hours.values())
     report.real_time_factor_per_core = round(audio_seconds / max(elapsed, 1e-9) / jobs, 1)

@@ -1,0 +1,205 @@
+#!/usr/bin/env bash
+# LibriSpeech (OpenSLR 12) with a BiLSTM-CTC model over characters (or BPE pieces), decoded
+# with a lexicon and a word n-gram LM (flashlight LexiconDecoder + KenLM), LM weight and word
+# score tuned on dev and applied to test, Kaldi style. Nothing of it was run here: see RESULTS.
+#
+#   ./run.sh --corpus-dir DIR [--download] [--train-sets "SET ..."] [--conf FILE]
+#            [--unit char|bpe] [--bpe-size N] [--lm official|train] [--lm-order N]
+#            [--lm-weights "a,b,c"] [--word-scores "x,y,z"] [--beam-size B]
+#            [--stage N] [--stop-stage M] [--threads N] [--device cpu|cuda] [--nproc N]
+#            [--data DIR] [--exp DIR]
+#
+# Stages:
+#   0  asr prepare librispeech (with --download: fetch the sets, MD5-checked, resumable, and
+#      OpenSLR 11's 3-gram.pruned.1e-7.arpa.gz and librispeech-vocab.txt into CORPUS_DIR/lm)
+#   1  features: 80 log-mel, per-speaker (reader-chapter) CMVN (conf/fbank.yaml); the train
+#      sets combined into data/train
+#   2  units: char (the transcripts as they are) or BPE (asr bpe train/encode on train text)
+#   3  lexicon for the LM vocabulary (asr lexicon prepare --units char|bpe)
+#   4  word LM: the official pruned 3-gram (--lm official) or a KenLM n-gram trained on the
+#      training transcripts (--lm train), to a KenLM binary (asr lm binary)
+#   5  train (conf/train_100h.yaml for train-clean-100, conf/train_960h.yaml for all 960 h)
+#   6  decode dev-clean and dev-other over the --lm-weights x --word-scores grid
+#   7  decode test-clean and test-other with the weights chosen on the matching dev set
+#      (--tuned-on), then greedy (no LM) for comparison
+#   8  score: %WER of each decode (asr score)
+set -euo pipefail
+script=$(readlink -f "$0")
+cd "$(dirname "$script")"
+
+corpus_dir=
+download=false
+train_sets="train-clean-100"
+conf=
+feature_conf=conf/fbank.yaml
+unit=char
+bpe_size=300
+lm=official
+lm_order=3
+lm_weights="0.5,1.0,1.5,2.0"
+word_scores="-1,0,1,2"
+beam_size=50
+beam_threshold=25
+stage=0
+stop_stage=100
+threads=0
+device=cpu
+nproc=1
+data=data
+exp=exp
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --corpus-dir) corpus_dir=$2; shift 2 ;;
+    --download) download=true; shift ;;
+    --train-sets) train_sets=$2; shift 2 ;;
+    --conf) conf=$2; shift 2 ;;
+    --feature-conf) feature_conf=$2; shift 2 ;;
+    --unit) unit=$2; shift 2 ;;
+    --bpe-size) bpe_size=$2; shift 2 ;;
+    --lm) lm=$2; shift 2 ;;
+    --lm-order) lm_order=$2; shift 2 ;;
+    --lm-weights) lm_weights=$2; shift 2 ;;
+    --word-scores) word_scores=$2; shift 2 ;;
+    --beam-size) beam_size=$2; shift 2 ;;
+    --beam-threshold) beam_threshold=$2; shift 2 ;;
+    --stage) stage=$2; shift 2 ;;
+    --stop-stage) stop_stage=$2; shift 2 ;;
+    --threads) threads=$2; shift 2 ;;
+    --device) device=$2; shift 2 ;;
+    --nproc) nproc=$2; shift 2 ;;
+    --data) data=$2; shift 2 ;;
+    --exp) exp=$2; shift 2 ;;
+    -h|--help) sed -n '2,/^set -e/p' "$script" | grep '^#' | cut -c3-; exit 0 ;;
+    *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+case "$unit" in char|bpe) ;; *) echo "run.sh: --unit is char or bpe" >&2; exit 2 ;; esac
+case "$lm" in official|train) ;; *) echo "run.sh: --lm is official or train" >&2; exit 2 ;; esac
+
+run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+thread_opts=()
+[ "$threads" -gt 0 ] && thread_opts+=(--threads "$threads")
+train_cmd=(asr train)
+[ "$nproc" -gt 1 ] && train_cmd=(torchrun --standalone --nproc_per_node "$nproc" -m asr train)
+# shellcheck disable=SC2206  # set names, split on whitespace on purpose
+train_list=($train_sets)
+if [ -z "$conf" ]; then
+  conf=conf/train_100h.yaml
+  [ "${#train_list[@]}" -gt 1 ] && conf=conf/train_960h.yaml
+fi
+eval_sets="dev-clean dev-other test-clean test-other"
+setdir() { echo "${1//-/_}"; }  # Kaldi's data directory names: dev-clean -> dev_clean
+suffix=""; [ "$unit" = bpe ] && suffix=_bpe
+lang=$data/local/lang_$unit
+lmdir=$data/local/lm
+name=blstm_$unit
+e=$exp/$name
+
+if run_stage 0; then
+  [ -n "$corpus_dir" ] || { echo "run.sh: --corpus-dir is required (where LibriSpeech/ is or goes)" >&2; exit 2; }
+  echo "== stage 0: prepare ${train_sets} and ${eval_sets} into $data"
+  opts=()
+  $download && opts+=(--download --lm 3-gram.pruned.1e-7.arpa.gz librispeech-vocab.txt)
+  # shellcheck disable=SC2086
+  asr prepare librispeech "$corpus_dir" "$data" --sets $train_sets $eval_sets "${opts[@]}"
+fi
+
+if run_stage 1; then
+  echo "== stage 1: features ($feature_conf)"
+  for s in $train_sets $eval_sets; do
+    asr features "$data/$(setdir "$s")" --config "$feature_conf" --no-progress
+  done
+  srcs=()
+  for s in $train_sets; do srcs+=("$data/$(setdir "$s")"); done
+  rm -rf "$data/train"
+  asr data combine "$data/train" "${srcs[@]}"
+fi
+
+if run_stage 2; then
+  echo "== stage 2: units ($unit)"
+  if [ "$unit" = bpe ]; then
+    mkdir -p "$lang"
+    asr bpe train "$data/train/text" --vocab-size "$bpe_size" "$lang/bpe"
+    for s in train $(for x in $eval_sets; do setdir "$x"; done); do
+      asr bpe encode "$lang/bpe.model" "$data/$s/text" "$data/$s/text.bpe"
+      rm -rf "$data/$s$suffix"
+      asr data copy "$data/$s" "$data/$s$suffix" --text "$data/$s/text.bpe"
+    done
+  fi
+fi
+
+if run_stage 3; then
+  echo "== stage 3: lexicon over the LM vocabulary ($unit units)"
+  vocab=${corpus_dir:+$corpus_dir/lm/librispeech-vocab.txt}
+  if [ "$lm" = train ] || [ ! -f "$vocab" ]; then
+    # the training transcripts' words (asr lexicon prepare collects them with --from-text)
+    bpe_opt=(); [ "$unit" = bpe ] && bpe_opt=(--bpe-model "$lang/bpe.model")
+    asr lexicon prepare "$data/train/text" "$lang" --from-text --units "$unit" "${bpe_opt[@]}"
+  else
+    bpe_opt=(); [ "$unit" = bpe ] && bpe_opt=(--bpe-model "$lang/bpe.model")
+    asr lexicon prepare "$vocab" "$lang" --units "$unit" "${bpe_opt[@]}"
+  fi
+fi
+
+if run_stage 4; then
+  echo "== stage 4: word LM ($lm)"
+  mkdir -p "$lmdir"
+  if [ "$lm" = official ]; then
+    official=$corpus_dir/lm/3-gram.pruned.1e-7.arpa.gz
+    [ -f "$official" ] || { echo "run.sh: $official not found (stage 0 with --download fetches it)" >&2; exit 1; }
+    asr lm check "$official"
+    asr lm binary "$official" "$lmdir/lm.bin"
+  else
+    asr lm train "$data/train/text" --skip-ids --order "$lm_order" "$lmdir/lm.arpa" \
+      --binary "$lmdir/lm.bin"
+  fi
+fi
+
+if run_stage 5; then
+  echo "== stage 5: train ($conf) on $train_sets"
+  mkdir -p "$e"
+  # the unit follows --unit whatever the conf says
+  sed "s/^\( *unit:\).*/\1 $unit/" "$conf" > "$e/train.yaml"
+  "${train_cmd[@]}" --config "$e/train.yaml" --train-dir "$data/train$suffix" \
+    --dev-dir "$data/dev_clean$suffix" --exp-dir "$e" --device "$device" --resume \
+    --no-progress "${thread_opts[@]}" | tail -1
+fi
+
+decode() {  # $1 = set, $2 = out dir, then extra asr decode options
+  local s=$1 out=$2
+  shift 2
+  asr decode "$e/final.pt" "$data/$s$suffix" "$out" --lexicon "$lang/lexicon.txt" \
+    --word-lm "$lmdir/lm.bin" --beam-size "$beam_size" --beam-threshold "$beam_threshold" \
+    --device "$device" --no-progress "${thread_opts[@]}" "$@" 2>>"$e/decode.log"
+}
+
+if run_stage 6; then
+  echo "== stage 6: decode dev over LM weights {$lm_weights} x word scores {$word_scores}"
+  for s in dev_clean dev_other; do
+    decode "$s" "$e/decode_${s}_lex" --lm-weight="$lm_weights" --word-score="$word_scores"
+    echo "$s best: $(cat "$e/decode_${s}_lex/best.json")"
+  done
+fi
+
+if run_stage 7; then
+  echo "== stage 7: decode test with the weights tuned on dev; greedy for comparison"
+  for pair in "test_clean dev_clean" "test_other dev_other"; do
+    read -r s d <<< "$pair"
+    decode "$s" "$e/decode_${s}_lex" --tuned-on "$e/decode_${d}_lex"
+    asr decode "$e/final.pt" "$data/$s$suffix" "$e/decode_${s}_greedy" --device "$device" \
+      --no-progress "${thread_opts[@]}" 2>>"$e/decode.log"
+  done
+fi
+
+if run_stage 8; then
+  echo "== stage 8: score (%WER on words; BPE hypotheses are written as words)"
+  for s in dev_clean dev_other test_clean test_other; do
+    for d in lex greedy; do
+      out=$e/decode_${s}_$d
+      [ -f "$out/text" ] || continue
+      asr score "$data/$s/text" "$out/text" --reports "$out/scoring" > "$out/wer"
+      echo "$name $s $d $(head -1 "$out/wer")"
+    done
+  done
+fi

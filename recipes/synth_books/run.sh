@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# Large-vocabulary read speech made here: sentences of the public-domain books and speeches in
+# ../shared/text read by the synthesisers Debian ships, a character BiLSTM-CTC model, and
+# decoding with a lexicon and a word 3-gram (KenLM, modified Kneser-Ney) trained on the rest of
+# that text. Dev and test sentences never occur in the LM text or in training, and the test
+# voices never speak in training. Reports greedy WER and lexicon+LM WER. See RESULTS.
+#
+#   ./run.sh [--text-dir DIR] [--hours H] [--dev-utts N] [--test-utts N]
+#            [--stage N] [--stop-stage M] [--seed S]
+#            [--threads N] [--jobs N] [--order N] [--beam-size B] [--beam-threshold T]
+#            [--lm-weights "a,b,..."] [--word-scores "x,y,..."]
+#            [--device cpu|cuda] [--conf FILE] [--data DIR] [--exp DIR]
+#
+# Stages:
+#   0  text: the books (non-UTF-8 files converted from Latin-1) -> asr prepare synth --text:
+#      train/dev/test speech and data/local/lm_text (every sentence but dev and test ones)
+#   1  features: 40 log-mel + deltas, per-voice CMVN (conf/fbank.yaml)
+#   2  lexicon: every word of the LM text and the training transcripts, spelled in characters
+#      (data/local/dict_char), and in CMUdict phones with flite letter-to-sound for the rest
+#      (data/local/dict_phone, for phone models; cached)
+#   3  LM: a word 3-gram from data/local/lm_text (asr lm train), its KenLM binary, and its
+#      perplexity on the dev and test sentences
+#   4  train the character model (conf/train_char.yaml)
+#   5  decode dev: greedy, then lexicon + LM beam search over a grid of LM weights and word
+#      scores (Kaldi's local/score.sh practice); the best pair goes to best.json
+#   6  decode test: greedy, and lexicon + LM with the pair tuned on dev (--tuned-on)
+#   7  score test: %WER of both, per-voice reports, and the paired comparison
+set -euo pipefail
+script=$(readlink -f "$0")
+cd "$(dirname "$script")"
+
+text_dir=../../../shared/text
+hours=2
+dev_utts=0      # 0: 5% of the training utterances, at least 200
+test_utts=0
+stage=0
+stop_stage=100
+seed=0
+threads=0       # 0: all cores
+jobs=0          # synthesis processes; 0: one per core
+order=3
+beam_size=50
+beam_threshold=25
+lm_weights=0.5,1.0,1.5,2.0
+word_scores=-1,0,1,2
+device=cpu
+conf=conf/train_char.yaml
+feature_conf=conf/fbank.yaml
+data=data
+exp=exp
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --text-dir) text_dir=$2; shift 2 ;;
+    --hours) hours=$2; shift 2 ;;
+    --dev-utts) dev_utts=$2; shift 2 ;;
+    --test-utts) test_utts=$2; shift 2 ;;
+    --stage) stage=$2; shift 2 ;;
+    --stop-stage) stop_stage=$2; shift 2 ;;
+    --seed) seed=$2; shift 2 ;;
+    --threads) threads=$2; shift 2 ;;
+    --jobs) jobs=$2; shift 2 ;;
+    --order) order=$2; shift 2 ;;
+    --beam-size) beam_size=$2; shift 2 ;;
+    --beam-threshold) beam_threshold=$2; shift 2 ;;
+    --lm-weights) lm_weights=$2; shift 2 ;;
+    --word-scores) word_scores=$2; shift 2 ;;
+    --device) device=$2; shift 2 ;;
+    --conf) conf=$2; shift 2 ;;
+    --feature-conf) feature_conf=$2; shift 2 ;;
+    --data) data=$2; shift 2 ;;
+    --exp) exp=$2; shift 2 ;;
+    -h|--help) sed -n '2,/^set -e/p' "$script" | grep '^#' | cut -c3-; exit 0 ;;
+    *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+
+run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+
+thread_opts=()
+[ "$threads" -gt 0 ] && thread_opts+=(--threads "$threads")
+lm=$data/local/lm/${order}gram
+model=$exp/char/final.pt
+
+if run_stage 0; then
+  echo "== stage 0: synthesise $hours h of training speech from the text in $text_dir"
+  [ -d "$text_dir" ] || { echo "run.sh: $text_dir: no such text directory (--text-dir)" >&2; exit 1; }
+  books=$data/local/books
+  mkdir -p "$books"
+  for f in "$text_dir"/*/*.txt "$text_dir"/*.txt; do
+    [ -f "$f" ] || continue
+    out=$books/$(basename "$(dirname "$f")")-$(basename "$f")
+    # A few Gutenberg and speech files are Latin-1: convert rather than lose them.
+    if iconv -f UTF-8 -t UTF-8 "$f" > "$out.tmp" 2>/dev/null; then
+      mv "$out.tmp" "$out"
+    else
+      iconv -f LATIN1 -t UTF-8 "$f" > "$out.tmp" && mv "$out.tmp" "$out"
+      echo "$f: not UTF-8, read as Latin-1"
+    fi
+  done
+  asr prepare synth "$data" --hours "$hours" --dev-utts "$dev_utts" --test-utts "$test_utts" \
+    --seed "$seed" --jobs "$jobs" --no-progress \
+    --text "$books"/*.txt
+fi
+
+if run_stage 1; then
+  echo "== stage 1: features"
+  for x in train dev test; do
+    asr features "$data/$x" --config "$feature_conf" --ark-dir "$data/$x/ark" --no-progress \
+      2>>"$data/features.log"
+  done
+fi
+
+if run_stage 2; then
+  echo "== stage 2: lexicon"
+  mkdir -p "$data/local"
+  cat "$data/local/lm_text" <(cut -d' ' -f2- "$data/train/text") | tr ' ' '\n' | grep -v '^$' \
+    | sort -u > "$data/local/words.txt"
+  echo "$(wc -l < "$data/local/words.txt") words in the LM text and training transcripts"
+  asr lexicon prepare "$data/local/words.txt" "$data/local/dict_char" --units char
+  asr lexicon prepare "$data/local/words.txt" "$data/local/dict_phone" --units phone \
+    --phone-set lee-hon39 --g2p flite
+fi
+
+if run_stage 3; then
+  echo "== stage 3: word ${order}-gram"
+  mkdir -p "$data/local/lm"
+  asr lm train "$data/local/lm_text" --order "$order" "$lm.arpa" --binary "$lm.bin"
+  for x in dev test; do
+    echo "$x: $(asr lm perplexity "$lm.bin" "$data/$x/text" --skip-ids)"
+  done
+fi
+
+if run_stage 4; then
+  echo "== stage 4: character model"
+  asr train --config "$conf" --train-dir "$data/train" --dev-dir "$data/dev" \
+    --exp-dir "$exp/char" --seed "$seed" --device "$device" --resume --no-progress \
+    "${thread_opts[@]}" | tail -1
+fi
+
+lexicon_opts=(--lexicon "$data/local/dict_char/lexicon.txt" --word-lm "$lm.bin"
+  --beam-size "$beam_size" --beam-threshold "$beam_threshold")
+
+if run_stage 5; then
+  echo "== stage 5: decode dev (greedy; lexicon + LM over a weight grid)"
+  asr decode "$model" "$data/dev" "$exp/char/decode_dev_greedy" --device "$device" \
+    --no-progress "${thread_opts[@]}" 2>>"$exp/char/decode.log"
+  asr decode "$model" "$data/dev" "$exp/char/decode_dev_lex${order}g" --device "$device" \
+    "${lexicon_opts[@]}" --lm-weight="$lm_weights" --word-score="$word_scores" \
+    --no-progress "${thread_opts[@]}" 2>>"$exp/char/decode.log"
+  echo "dev greedy $(asr score "$data/dev/text" "$exp/char/decode_dev_greedy/text" | head -1)"
+  echo "dev best of the grid: $(cat "$exp/char/decode_dev_lex${order}g/best.json")"
+fi
+
+if run_stage 6; then
+  echo "== stage 6: decode test (greedy; lexicon + LM with the weights tuned on dev)"
+  asr decode "$model" "$data/test" "$exp/char/decode_test_greedy" --device "$device" \
+    --no-progress "${thread_opts[@]}" 2>>"$exp/char/decode.log"
+  asr decode "$model" "$data/test" "$exp/char/decode_test_lex${order}g" --device "$device" \
+    "${lexicon_opts[@]}" --tuned-on "$exp/char/decode_dev_lex${order}g" --nbest 10 \
+    --no-progress "${thread_opts[@]}" 2>>"$exp/char/decode.log"
+  tail -2 "$exp/char/decode.log"
+fi
+
+if run_stage 7; then
+  echo "== stage 7: score test (unseen voices, sentences the LM never saw)"
+  for d in greedy "lex${order}g"; do
+    out=$exp/char/decode_test_$d
+    asr score "$data/test/text" "$out/text" --alignments "$out/per_utt" \
+      --reports "$out/scoring" > "$out/wer"
+    echo "test $d $(head -1 "$out/wer")"
+  done
+  asr score --compare "$exp/char/decode_test_greedy/text" \
+    "$exp/char/decode_test_lex${order}g/text" "$data/test/text"
+  oov=$(cut -d' ' -f2- "$data/test/text" | tr ' ' '\n' | grep -v '^$' \
+    | grep -cvxFf "$data/local/words.txt" || true)
+  echo "test words outside the lexicon: $oov of $(cut -d' ' -f2- "$data/test/text" | wc -w)"
+fi

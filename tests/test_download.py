@@ -1,0 +1,211 @@
+"""asr.corpora.download: resumable, checksum-checked downloads against a local HTTP server.
+
+The server runs in a thread of the test. It can honour Range requests or not, and can drop
+the connection after a number of bytes, so an interrupted transfer and its resumption are
+real TCP transfers, not mocks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import io
+import tarfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from asr.corpora.download import (
+    download,
+    extract_tar_safely,
+    file_digest,
+    md5_of,
+    part_path,
+)
+from asr.errors import CorpusError
+
+PAYLOAD = bytes(range(256)) * 997 + b"tail"  # 255,236 bytes, not a multiple of any block
+
+
+@dataclass
+class Behaviour:
+    ranges: bool = True  # honour "Range: bytes=N-"
+    drop_after: int | None = None  # first request: close the connection after this many bytes
+    requests: list[str | None] = field(default_factory=list)  # the Range header of each
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    behaviour: Behaviour
+
+    def log_message(self, *args: object) -> None:  # keep pytest's output clean
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        behaviour = self.behaviour
+        if not self.path.endswith("/archive.tar.gz"):
+            self.send_error(404)
+            return
+        wanted = self.headers.get("Range")
+        behaviour.requests.append(wanted)
+        start = 0
+        if wanted and behaviour.ranges:
+            start = int(wanted.removeprefix("bytes=").rstrip("-"))
+            if start >= len(PAYLOAD):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(PAYLOAD)}")
+                self.end_headers()
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(PAYLOAD) - 1}/{len(PAYLOAD)}")
+        else:
+            self.send_response(200)
+        body = PAYLOAD[start:]
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if behaviour.drop_after is not None:
+            cut, behaviour.drop_after = behaviour.drop_after, None
+            self.wfile.write(body[:cut])
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(2)  # the client sees a short body
+            return
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[str, Behaviour]]:
+    behaviour = Behaviour()
+    handler = type("Handler", (_Handler,), {"behaviour": behaviour})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/archive.tar.gz", behaviour
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+MD5 = hashlib.md5(PAYLOAD).hexdigest()
+SHA256 = hashlib.sha256(PAYLOAD).hexdigest()
+
+
+def test_plain_download_checks_both_hashes(server, tmp_path: Path) -> None:
+    url, behaviour = server
+    target = tmp_path / "a" / "archive.tar.gz"
+    download(url, target, sha256=SHA256, md5=MD5, size=len(PAYLOAD), progress=False)
+    assert target.read_bytes() == PAYLOAD
+    assert not part_path(target).exists()
+    assert behaviour.requests == [None]
+    assert md5_of(target) == MD5 and file_digest(target, "sha256") == SHA256
+
+
+def test_interrupted_download_resumes_with_a_range_request(server, tmp_path: Path) -> None:
+    url, behaviour = server
+    behaviour.drop_after = 100_000
+    target = tmp_path / "archive.tar.gz"
+    with pytest.raises(CorpusError, match=r"download interrupted after 100000 .*resume from"):
+        download(url, target, md5=MD5, progress=False)
+    assert part_path(target).stat().st_size == 100_000 and not target.exists()
+    download(url, target, md5=MD5, progress=False)
+    assert behaviour.requests == [None, "bytes=100000-"]
+    assert target.read_bytes() == PAYLOAD
+
+
+def test_server_without_ranges_restarts_from_zero(server, tmp_path: Path) -> None:
+    url, behaviour = server
+    behaviour.ranges = False
+    behaviour.drop_after = 5_000
+    target = tmp_path / "archive.tar.gz"
+    with pytest.raises(CorpusError, match="interrupted"):
+        download(url, target, md5=MD5, progress=False)
+    download(url, target, md5=MD5, progress=False)
+    # It asked for the rest, got the whole file (200) and did not append it to the part.
+    assert behaviour.requests == [None, "bytes=5000-"]
+    assert target.read_bytes() == PAYLOAD
+
+
+def test_complete_part_is_verified_and_kept(server, tmp_path: Path) -> None:
+    url, behaviour = server
+    target = tmp_path / "archive.tar.gz"
+    part_path(target).write_bytes(PAYLOAD)  # a run that died between the last byte and rename
+    download(url, target, md5=MD5, progress=False)
+    assert behaviour.requests == [f"bytes={len(PAYLOAD)}-"]  # answered 416: nothing more
+    assert target.read_bytes() == PAYLOAD
+
+
+def test_checksum_mismatch_names_the_file_and_deletes_the_part(server, tmp_path: Path) -> None:
+    url, _ = server
+    target = tmp_path / "archive.tar.gz"
+    wrong = "0" * 32
+    with pytest.raises(CorpusError) as info:
+        download(url, target, md5=wrong, progress=False)
+    assert str(info.value) == (
+        f"{url}: MD5 mismatch (got {MD5}, expected {wrong}); download deleted"
+    )
+    assert "\n" not in str(info.value) and "archive.tar.gz" in str(info.value)
+    assert not target.exists() and not part_path(target).exists()
+
+
+def test_corrupt_resumed_part_is_caught(server, tmp_path: Path) -> None:
+    url, _ = server
+    target = tmp_path / "archive.tar.gz"
+    part_path(target).write_bytes(b"X" * 1000)  # garbage from elsewhere, resumed after it
+    with pytest.raises(CorpusError, match="MD5 mismatch"):
+        download(url, target, md5=MD5, progress=False)
+    assert not part_path(target).exists()
+    download(url, target, md5=MD5, progress=False)  # the next run starts clean
+    assert target.read_bytes() == PAYLOAD
+
+
+def test_size_mismatch_and_no_resume(server, tmp_path: Path) -> None:
+    url, behaviour = server
+    target = tmp_path / "archive.tar.gz"
+    with pytest.raises(
+        CorpusError, match=rf"size mismatch \(got {len(PAYLOAD)} bytes, expected 7\)"
+    ):
+        download(url, target, size=7, progress=False)
+    part_path(target).write_bytes(b"junk")
+    download(url, target, resume=False, progress=False)
+    assert behaviour.requests[-1] is None and target.read_bytes() == PAYLOAD
+
+
+def test_http_error_is_one_line(server, tmp_path: Path) -> None:
+    url, _ = server
+    with pytest.raises(CorpusError, match=r"^http://127\.0\.0\.1:\d+/x: download failed"):
+        download(url.replace("archive.tar.gz", "x"), tmp_path / "x", progress=False)
+
+
+def _link(name: str, target: str, kind: bytes) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = target
+    return info
+
+
+@pytest.mark.parametrize(
+    ("member", "problem"),
+    [
+        ("LibriSpeech/../../evil", "points outside the folder"),
+        ("/etc/evil", "has an absolute path"),
+        (_link("LibriSpeech/x", "/etc/passwd", tarfile.SYMTYPE), "is a link"),
+    ],
+)
+def test_extraction_refuses_unsafe_members(
+    tmp_path: Path, member: str | tarfile.TarInfo, problem: str
+) -> None:
+    archive = tmp_path / "bad.tar"
+    with tarfile.open(archive, "w") as tar:
+        if isinstance(member, str):
+            info = tarfile.TarInfo(member)
+            info.size = 3
+            tar.addfile(info, io.BytesIO(b"bad"))
+        else:
+            tar.addfile(member)
+    with pytest.raises(CorpusError, match=problem):
+        extract_tar_safely(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    assert not (tmp_path / "evil").exists()
