@@ -26,6 +26,7 @@ from typing import IO
 from asr.arpa import ArpaError, check_arpa, open_maybe_compressed
 from asr.errors import AsrError
 from asr.fileio import atomic_write
+from asr.tokens import split_text
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # tools/install_kenlm.sh builds with KenLM's default KENLM_MAX_ORDER: query and build_binary (and
@@ -117,8 +118,17 @@ def _tool_error(stderr_tail: Sequence[str]) -> str:
     return "no message"
 
 
-def _text_lines(paths: Sequence[str | os.PathLike], skip_ids: bool) -> Iterator[bytes]:
-    """The non-empty sentences of ``paths`` as bytes lines ending in a newline."""
+def _as_characters(line: bytes) -> bytes:
+    """``the cat`` -> ``t h e <space> c a t``: the units of a character CTC model (asr.tokens),
+    so that an LM over them can drive lexicon-free search."""
+    return " ".join(split_text(line.decode("utf-8", "replace"), "char")).encode("utf-8")
+
+
+def _text_lines(
+    paths: Sequence[str | os.PathLike], skip_ids: bool, characters: bool = False
+) -> Iterator[bytes]:
+    """The non-empty sentences of ``paths`` as bytes lines ending in a newline (spelled out in
+    characters with ``characters``)."""
     for path in paths:
         path = Path(path)
         try:
@@ -134,6 +144,8 @@ def _text_lines(paths: Sequence[str | os.PathLike], skip_ids: bool) -> Iterator[
                         line = parts[1].strip() if len(parts) == 2 else b""
                     else:
                         line = raw.strip()
+                    if line and characters:
+                        line = _as_characters(line)
                     if line:
                         yield line + b"\n"
             except (OSError, EOFError) as exc:
@@ -195,6 +207,7 @@ def train_arpa(
     limit_vocab: str | os.PathLike | Sequence[str] | None = None,
     skip_symbols: bool = False,
     progress: bool = False,
+    characters: bool = False,
 ) -> LmSummary:
     """Train a modified Kneser-Ney ARPA model of ``order`` on ``texts`` with KenLM's lmplz.
 
@@ -206,7 +219,9 @@ def train_arpa(
     GNU sort: "20%", "2G"). ``limit_vocab``: a word-list file or the words themselves; n-grams with
     other words are pruned (lmplz --limit_vocab_file). ``skip_symbols``: <s>, </s> and <unk> in
     the text become whitespace instead of an error. ``progress`` echoes lmplz's own progress to
-    stderr. The ARPA file is written atomically and checked with ``asr.arpa.check_arpa``.
+    stderr. ``characters``: an LM over characters, each sentence spelled out with ``<space>``
+    between words (the units of a char model, for lexicon-free decoding). The ARPA file is
+    written atomically and checked with ``asr.arpa.check_arpa``.
     """
     out = Path(out)
     if not texts:
@@ -255,7 +270,7 @@ def train_arpa(
         reader = _StderrReader(process.stderr, progress)
         reader.start()
         try:
-            sentences = _feed(process, _text_lines(texts, skip_ids))
+            sentences = _feed(process, _text_lines(texts, skip_ids, characters))
         except BaseException:
             process.kill()
             process.wait()
@@ -340,11 +355,16 @@ _SUMMARY_RE = {
 
 
 def perplexity(
-    lm: str | os.PathLike, text: str | os.PathLike, skip_ids: bool = False, check: bool = True
+    lm: str | os.PathLike,
+    text: str | os.PathLike,
+    skip_ids: bool = False,
+    check: bool = True,
+    characters: bool = False,
 ) -> Perplexity:
     """Perplexity of ``lm`` (ARPA or KenLM binary) on ``text`` (one sentence per line; Kaldi
-    ``text`` with ``skip_ids``) with KenLM's query; blank lines are left out, as in training.
-    Each sentence is scored from ``<s>`` with its ``</s>``; OOV words score as ``<unk>``."""
+    ``text`` with ``skip_ids``; spelled out as for :func:`train_arpa` with ``characters``) with
+    KenLM's query; blank lines are left out, as in training. Each sentence is scored from
+    ``<s>`` with its ``</s>``; OOV words score as ``<unk>``."""
     lm = Path(lm)
     if not is_binary_lm(lm) and check:
         check_arpa(lm)
@@ -353,7 +373,7 @@ def perplexity(
     query = kenlm_binary("query")
     with tempfile.TemporaryFile() as feed:
         sentences = 0
-        for line in _text_lines([text], skip_ids):
+        for line in _text_lines([text], skip_ids, characters):
             feed.write(line)
             sentences += 1
         if sentences == 0:

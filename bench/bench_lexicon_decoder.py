@@ -1,23 +1,28 @@
 """Benchmark: lexicon + word 3-gram CTC search (flashlight-text) against pyctcdecode.
 
-Both decoders search the same emissions: the log-posteriors of the trained synth char model
-(``recipes/synth/exp/word/final.pt`` over ``recipes/synth/data/test``; the bench stops if they
-are missing: run recipes/synth first). The
-word 3-gram is built by KenLM's lmplz (``tools/kenlm/bin``) from the synth training transcripts
-and made binary; the lexicon spells every word of the train/dev/test transcripts. Ours: beam 50,
-``asr.lexicon_decoder`` with the lexicon and the LM. pyctcdecode: the same labels, the same
-words as its unigram list, the same KenLM binary through the ``kenlm`` Python module, beam 50,
-alpha = our LM weight and beta = our word score (both weigh natural-log LM probabilities).
-Prints seconds per utterance of each (search only; the network runs once, untimed), their
-ratio, each one's WER against the references, and our real-time factor (search seconds over
-audio seconds = input frames * frame shift). Prints, does not assert.
+Both decoders search the same emissions: the log-posteriors of a trained character model over
+a test set. By default the large-vocabulary task, recipes/synth_books (its char model, its
+lexicon of every word of the LM text, its KenLM 3-gram binary, and the LM weight and word score
+tuned on its dev set); with ``--task synth`` (or when synth_books has not been run) the small
+grammar task of recipes/synth, with a 3-gram of its training transcripts built here by lmplz.
 
-    .venv/bin/python bench/bench_lexicon_decoder.py [--utts 200] [--lm-weight 1] [--word-score 0]
+Two pairs at beam 50, each with matched pruning. Loose: ours at the recipe's settings (beam
+threshold 25, every token tried) against pyctcdecode with beam_prune_logp -25 and no token
+pruning. Tight: ours with threshold 10 and the 5 best tokens per frame against pyctcdecode's
+defaults (beam_prune_logp -10, token_min_logp -5). pyctcdecode gets the same labels, the
+lexicon's words as its unigram list, the same KenLM binary through the ``kenlm`` Python
+module, alpha = our LM weight and beta = our word score (both weigh natural-log LM
+probabilities). Prints milliseconds per utterance (search only; the network runs once, timed
+separately), each one's WER, the speed ratio of each pair, and real-time factors (search, and
+network + search, over audio seconds = input frames x frame shift). Prints, does not assert.
+
+    .venv/bin/python bench/bench_lexicon_decoder.py [--task books|synth] [--utts 200]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import tempfile
 import time
@@ -29,19 +34,21 @@ import torch
 from asr.dataset import FeatureSet
 from asr.decode import greedy_decode
 from asr.inference import load_model
+from asr.lexicon import read_lexicon
 from asr.lexicon_decoder import DecoderOptions, LexiconDecoder
 from asr.score import read_transcripts, wer
 
 REPO = Path(__file__).resolve().parent.parent
-MODEL = REPO / "recipes/synth/exp/word/final.pt"
-DATA = REPO / "recipes/synth/data"
+BOOKS = REPO / "recipes/synth_books"
+SYNTH = REPO / "recipes/synth"
 
 
-def build_lm(workdir: Path) -> Path:
+def synth_lm(workdir: Path) -> Path:
     """A word 3-gram of the synth training transcripts: lmplz, then build_binary."""
     bin_dir = REPO / "tools/kenlm/bin"
     text = workdir / "lm_text"
-    text.write_text("".join(f"{t}\n" for t in read_transcripts(DATA / "train/text").values()))
+    train = read_transcripts(SYNTH / "data/train/text").values()
+    text.write_text("".join(f"{t}\n" for t in train))
     arpa, binary = workdir / "lm3.arpa", workdir / "lm3.bin"
     with open(text) as src, open(arpa, "w") as out:
         subprocess.run(
@@ -52,84 +59,126 @@ def build_lm(workdir: Path) -> Path:
     return binary
 
 
-def emissions_of_model(utts: int) -> tuple[dict[str, np.ndarray], float, list[str]]:
-    loaded = load_model(MODEL)
-    features = FeatureSet(DATA / "test", global_stats=loaded.package.cmvn_stats)
+def emissions_of_model(
+    model: Path, data: Path, utts: int
+) -> tuple[dict[str, np.ndarray], float, float]:
+    """Log-posteriors of the first ``utts`` utterances, the audio seconds, the network seconds."""
+    loaded = load_model(model)
+    features = FeatureSet(data, global_stats=loaded.package.cmvn_stats)
     shift = float(features.config.options.get("frame_shift", 10.0)) / 1000.0
-    out, audio = {}, 0.0
+    out, audio, network = {}, 0.0, 0.0
     for utt in sorted(features.num_frames)[:utts]:
         x = features[utt]
+        start = time.perf_counter()
         with torch.inference_mode():
             log_probs, _ = loaded.model(x[None], torch.tensor([x.shape[0]]))
+        network += time.perf_counter() - start
         out[utt] = log_probs[0].float().numpy()
         audio += x.shape[0] * shift
-    return out, audio, loaded.package.tokens
+    return out, audio, network
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", choices=("books", "synth"), default="books")
     parser.add_argument("--utts", type=int, default=200)
-    parser.add_argument("--lm-weight", type=float, default=1.0)
-    parser.add_argument("--word-score", type=float, default=0.0)
     parser.add_argument("--beam", type=int, default=50)
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    if not MODEL.is_file():
-        raise SystemExit(f"{MODEL} not found: train the synth recipe first")
-    print(f"emissions: trained synth char model {MODEL.relative_to(REPO)} on data/test")
-    emissions, audio_seconds, symbols = emissions_of_model(args.utts)
-    refs = read_transcripts(DATA / "test/text")
+    task = args.task
+    if task == "books" and not (BOOKS / "exp/char/final.pt").is_file():
+        print(f"{BOOKS / 'exp/char/final.pt'} not found: falling back to --task synth")
+        task = "synth"
+    root = BOOKS if task == "books" else SYNTH
+    model = root / ("exp/char/final.pt" if task == "books" else "exp/word/final.pt")
+    if not model.is_file():
+        raise SystemExit(f"{model} not found: run recipes/{root.name} first")
+    tmp = tempfile.TemporaryDirectory()
+    if task == "books":
+        lexicon = read_lexicon(root / "data/local/dict_char/lexicon.txt")
+        lm = root / "data/local/lm/3gram.bin"
+        best = root / "exp/char/decode_dev_lex3g/best.json"
+        tuned = json.loads(best.read_text()) if best.is_file() else {}
+        lm_weight, word_score = tuned.get("lm_weight", 1.0), tuned.get("word_score", 0.0)
+    else:
+        words = {w for part in ("train", "dev", "test")
+                 for t in read_transcripts(root / "data" / part / "text").values()
+                 for w in t.split()}  # fmt: skip
+        lexicon = {w: [tuple(w)] for w in sorted(words)}
+        lm = synth_lm(Path(tmp.name))
+        lm_weight, word_score = 1.0, 0.0
+
+    print(f"task {task}: {model.relative_to(REPO)} on data/test, {len(lexicon)} lexicon words")
+    emissions, audio_seconds, network_seconds = emissions_of_model(
+        model, root / "data/test", args.utts
+    )
+    refs = read_transcripts(root / "data/test/text")
     refs = {u: refs[u] for u in emissions}
-    words = sorted(
-        {w for part in ("train", "dev", "test") for t in read_transcripts(DATA / part / "text")
-         .values() for w in t.split()}
-    )  # fmt: skip
-    lexicon = {w: [list(w)] for w in words}
+    tokens = load_model(model).tokens
+    greedy = {
+        u: tokens.decode(greedy_decode(torch.from_numpy(e)[None])[0]) for u, e in emissions.items()
+    }
 
-    with tempfile.TemporaryDirectory() as tmp:
-        lm = build_lm(Path(tmp))
-        loaded_tokens = load_model(MODEL).tokens
-        options = DecoderOptions(
-            beam_size=args.beam, lm_weight=args.lm_weight, word_score=args.word_score
-        )
-        ours = LexiconDecoder(loaded_tokens, lexicon, lm, options)
+    settings = {
+        "ours, loose (threshold 25)": DecoderOptions(
+            beam_size=args.beam, lm_weight=lm_weight, word_score=word_score
+        ),
+        "ours, tight (threshold 10, 5 tok)": DecoderOptions(
+            beam_size=args.beam,
+            beam_threshold=10,
+            beam_size_token=5,
+            lm_weight=lm_weight,
+            word_score=word_score,
+        ),
+    }
+    first = LexiconDecoder(tokens, lexicon, lm, next(iter(settings.values())))
+    decoders = {name: first.with_options(options) for name, options in settings.items()}
 
-        from pyctcdecode import build_ctcdecoder
+    from pyctcdecode import build_ctcdecoder
 
-        labels = ["" if s == "<blk>" else " " if s == "<space>" else s for s in symbols]
-        theirs = build_ctcdecoder(
-            labels, str(lm), unigrams=words, alpha=args.lm_weight, beta=args.word_score
-        )
-        greedy = {
-            u: loaded_tokens.decode(greedy_decode(torch.from_numpy(e)[None])[0])
-            for u, e in emissions.items()
-        }
+    labels = ["" if s == "<blk>" else " " if s == "<space>" else s for s in tokens.symbols]
+    theirs = build_ctcdecoder(
+        labels, str(lm), unigrams=list(lexicon), alpha=lm_weight, beta=word_score
+    )
+    pruning = {  # beam_prune_logp, token_min_logp
+        "pyctcdecode, loose (-25, none)": (-25.0, -1e9),
+        "pyctcdecode, tight (defaults)": (-10.0, -5.0),
+    }
+    pairs = dict(zip(decoders, pruning, strict=True))
 
-        hyps_ours, hyps_theirs = {}, {}
-        t_ours = t_theirs = 0.0
-        for utt, e in emissions.items():  # alternate, so both see the same machine state
+    hyps = {name: {} for name in [*decoders, *pruning]}
+    seconds = dict.fromkeys(hyps, 0.0)
+    for utt, e in emissions.items():  # alternate, so all see the same machine state
+        for name, decoder in decoders.items():
             start = time.perf_counter()
-            hyps_ours[utt] = ours.decode(e)[0].text
-            t_ours += time.perf_counter() - start
+            hyps[name][utt] = decoder.decode(e)[0].text
+            seconds[name] += time.perf_counter() - start
+        for name, (beam_prune, token_min) in pruning.items():
             start = time.perf_counter()
-            hyps_theirs[utt] = " ".join(theirs.decode(e, beam_width=args.beam).split())
-            t_theirs += time.perf_counter() - start
+            text = theirs.decode(
+                e, beam_width=args.beam, beam_prune_logp=beam_prune, token_min_logp=token_min
+            )
+            hyps[name][utt] = " ".join(text.split())
+            seconds[name] += time.perf_counter() - start
+    tmp.cleanup()
 
     n = len(emissions)
     frames = sum(e.shape[0] for e in emissions.values())
     print(f"{n} utterances, {audio_seconds:.1f} s of audio, {frames} model frames")
-    print(f"LM weight {args.lm_weight:g}, word score {args.word_score:g}, beam {args.beam}")
-    print(f"greedy                 WER {wer(refs, greedy).wer:6.2f}%")
+    print(f"LM weight {lm_weight:g}, word score {word_score:g}, beam {args.beam}")
     print(
-        f"ours (flashlight-text) WER {wer(refs, hyps_ours).wer:6.2f}%  "
-        f"{1000 * t_ours / n:8.2f} ms/utt  RTF {t_ours / audio_seconds:.4f}"
+        f"{'greedy':32s} WER {wer(refs, greedy).wer:6.2f}%  network RTF "
+        f"{network_seconds / audio_seconds:.4f}"
     )
-    print(
-        f"pyctcdecode            WER {wer(refs, hyps_theirs).wer:6.2f}%  "
-        f"{1000 * t_theirs / n:8.2f} ms/utt  RTF {t_theirs / audio_seconds:.4f}"
-    )
-    print(f"speed-up of ours over pyctcdecode: {t_theirs / t_ours:.1f}x")
+    for name in hyps:
+        print(
+            f"{name:32s} WER {wer(refs, hyps[name]).wer:6.2f}%  {1000 * seconds[name] / n:8.2f} "
+            f"ms/utt  search RTF {seconds[name] / audio_seconds:.4f}  with the network "
+            f"{(seconds[name] + network_seconds) / audio_seconds:.4f}"
+        )
+    for ours, theirs_name in pairs.items():
+        print(f"speed-up of {ours} over {theirs_name}: {seconds[theirs_name] / seconds[ours]:.1f}x")
 
 
 if __name__ == "__main__":

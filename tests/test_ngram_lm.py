@@ -92,6 +92,19 @@ def test_train_skip_ids_counts_and_vocabulary(tmp_path: Path) -> None:
     )
 
 
+def test_character_lm_is_over_a_char_models_units(tmp_path: Path) -> None:
+    text = plain_text(tmp_path / "text", ["the cat", "a cat sat"])
+    summary = train_arpa([text], tmp_path / "c.arpa", order=4, memory=MEM, characters=True)
+    model = read_arpa(summary.path)
+    assert model.vocab == set("thecasa") | {"<space>", "<s>", "</s>", "<unk>"}
+    assert ("a", "<space>", "c", "a") in model  # spans the word gap
+    assert summary.words == len("the cat".replace(" ", "")) + 1 + len("acatsat") + 2
+    words = perplexity(summary.path, text)  # words are OOVs of this LM, but "a" is a char too
+    spelled = perplexity(summary.path, text, characters=True)
+    assert words.oovs == 4 and spelled.oovs == 0
+    assert spelled.perplexity < words.perplexity
+
+
 def test_train_is_kneser_ney_normalised(trigram: Path) -> None:
     """For every history, the probabilities over the vocabulary sum to one: lmplz's smoothing
     together with read_arpa's back-off recursion."""

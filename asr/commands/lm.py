@@ -39,6 +39,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--skip-ids", action="store_true", help="drop the first field of each line (Kaldi text)"
     )
     train.add_argument(
+        "--characters",
+        action="store_true",
+        help="an LM over characters (each sentence spelled out, <space> between words): the "
+        "token LM of a char model's lexicon-free search (asr decode --token-lm)",
+    )
+    train.add_argument(
         "--limit-vocab",
         metavar="WORDS",
         help="a word list (whitespace-separated): n-grams with other words are pruned",
@@ -89,6 +95,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     perplexity.add_argument(
         "--skip-ids", action="store_true", help="drop the first field of each line (Kaldi text)"
     )
+    perplexity.add_argument(
+        "--characters", action="store_true", help="spell TEXT out in characters, as train does"
+    )
     perplexity.set_defaults(func=run_perplexity)
 
     check = actions.add_parser(
@@ -135,6 +144,7 @@ def run_train(args: argparse.Namespace) -> int:
         limit_vocab=args.limit_vocab,
         skip_symbols=args.skip_symbols,
         progress=True,
+        characters=args.characters,
     )
     if args.binary:
         # the ARPA file was just checked by train_arpa
@@ -159,7 +169,7 @@ def run_binary(args: argparse.Namespace) -> int:
 def run_perplexity(args: argparse.Namespace) -> int:
     from asr.ngram_lm import perplexity
 
-    print(perplexity(args.lm, args.text, skip_ids=args.skip_ids).line())
+    print(perplexity(args.lm, args.text, skip_ids=args.skip_ids, characters=args.characters).line())
     return 0
 
 

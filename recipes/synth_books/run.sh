@@ -7,7 +7,8 @@
 #
 #   ./run.sh [--text-dir DIR] [--hours H] [--dev-utts N] [--test-utts N]
 #            [--stage N] [--stop-stage M] [--seed S]
-#            [--threads N] [--jobs N] [--order N] [--beam-size B] [--beam-threshold T]
+#            [--threads N] [--jobs N] [--order N] [--char-order N]
+#            [--beam-size B] [--beam-threshold T] [--beam-size-token K]
 #            [--lm-weights "a,b,..."] [--word-scores "x,y,..."]
 #            [--device cpu|cuda] [--conf FILE] [--data DIR] [--exp DIR]
 #
@@ -18,13 +19,13 @@
 #   2  lexicon: every word of the LM text and the training transcripts, spelled in characters
 #      (data/local/dict_char), and in CMUdict phones with flite letter-to-sound for the rest
 #      (data/local/dict_phone, for phone models; cached)
-#   3  LM: a word 3-gram from data/local/lm_text (asr lm train), its KenLM binary, and its
-#      perplexity on the dev and test sentences
+#   3  LMs from data/local/lm_text (asr lm train): a word 3-gram, and a character 6-gram for
+#      lexicon-free search; KenLM binaries; perplexities on the dev and test sentences
 #   4  train the character model (conf/train_char.yaml)
-#   5  decode dev: greedy, then lexicon + LM beam search over a grid of LM weights and word
-#      scores (Kaldi's local/score.sh practice); the best pair goes to best.json
-#   6  decode test: greedy, and lexicon + LM with the pair tuned on dev (--tuned-on)
-#   7  score test: %WER of both, per-voice reports, and the paired comparison
+#   5  decode dev: greedy; lexicon + word LM and lexicon-free + char LM beam search, each over
+#      a grid of LM weights and word scores (Kaldi's local/score.sh practice): best.json
+#   6  decode test: greedy, and both searches with the pair tuned on dev (--tuned-on)
+#   7  score test: %WER of each, per-voice reports, and the paired comparisons
 set -euo pipefail
 script=$(readlink -f "$0")
 cd "$(dirname "$script")"
@@ -39,8 +40,10 @@ seed=0
 threads=0       # 0: all cores
 jobs=0          # synthesis processes; 0: one per core
 order=3
+char_order=6
 beam_size=50
 beam_threshold=25
+beam_size_token=0   # 0: every token at every frame
 lm_weights=0.5,1.0,1.5,2.0
 word_scores=-1,0,1,2
 device=cpu
@@ -61,6 +64,8 @@ while [ $# -gt 0 ]; do
     --threads) threads=$2; shift 2 ;;
     --jobs) jobs=$2; shift 2 ;;
     --order) order=$2; shift 2 ;;
+    --char-order) char_order=$2; shift 2 ;;
+    --beam-size-token) beam_size_token=$2; shift 2 ;;
     --beam-size) beam_size=$2; shift 2 ;;
     --beam-threshold) beam_threshold=$2; shift 2 ;;
     --lm-weights) lm_weights=$2; shift 2 ;;
@@ -80,6 +85,7 @@ run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 thread_opts=()
 [ "$threads" -gt 0 ] && thread_opts+=(--threads "$threads")
 lm=$data/local/lm/${order}gram
+char_lm=$data/local/lm/char${char_order}gram
 model=$exp/char/final.pt
 
 if run_stage 0; then
@@ -123,11 +129,15 @@ if run_stage 2; then
 fi
 
 if run_stage 3; then
-  echo "== stage 3: word ${order}-gram"
+  echo "== stage 3: word ${order}-gram and character ${char_order}-gram"
   mkdir -p "$data/local/lm"
   asr lm train "$data/local/lm_text" --order "$order" "$lm.arpa" --binary "$lm.bin"
+  asr lm train "$data/local/lm_text" --order "$char_order" --characters "$char_lm.arpa" \
+    --binary "$char_lm.bin"
   for x in dev test; do
     echo "$x: $(asr lm perplexity "$lm.bin" "$data/$x/text" --skip-ids)"
+    echo "$x characters: $(asr lm perplexity "$char_lm.bin" "$data/$x/text" --skip-ids \
+      --characters)"
   done
 fi
 
@@ -138,18 +148,25 @@ if run_stage 4; then
     "${thread_opts[@]}" | tail -1
 fi
 
-lexicon_opts=(--lexicon "$data/local/dict_char/lexicon.txt" --word-lm "$lm.bin"
-  --beam-size "$beam_size" --beam-threshold "$beam_threshold")
+search_opts=(--beam-size "$beam_size" --beam-threshold "$beam_threshold")
+[ "$beam_size_token" -gt 0 ] && search_opts+=(--beam-size-token "$beam_size_token")
+lexicon_opts=(--lexicon "$data/local/dict_char/lexicon.txt" --word-lm "$lm.bin" "${search_opts[@]}")
+free_opts=(--token-lm "$char_lm.bin" "${search_opts[@]}")
 
 if run_stage 5; then
-  echo "== stage 5: decode dev (greedy; lexicon + LM over a weight grid)"
+  echo "== stage 5: decode dev (greedy; lexicon + word LM, lexicon-free + char LM: weight grids)"
   asr decode "$model" "$data/dev" "$exp/char/decode_dev_greedy" --device "$device" \
     --no-progress "${thread_opts[@]}" 2>>"$exp/char/decode.log"
   asr decode "$model" "$data/dev" "$exp/char/decode_dev_lex${order}g" --device "$device" \
     "${lexicon_opts[@]}" --lm-weight="$lm_weights" --word-score="$word_scores" \
     --no-progress "${thread_opts[@]}" 2>>"$exp/char/decode.log"
+  asr decode "$model" "$data/dev" "$exp/char/decode_dev_char${char_order}g" --device "$device" \
+    "${free_opts[@]}" --lm-weight="$lm_weights" --word-score="$word_scores" \
+    --no-progress "${thread_opts[@]}" 2>>"$exp/char/decode.log"
   echo "dev greedy $(asr score "$data/dev/text" "$exp/char/decode_dev_greedy/text" | head -1)"
-  echo "dev best of the grid: $(cat "$exp/char/decode_dev_lex${order}g/best.json")"
+  for d in "lex${order}g" "char${char_order}g"; do
+    echo "dev $d best of the grid: $(cat "$exp/char/decode_dev_$d/best.json")"
+  done
 fi
 
 if run_stage 6; then
@@ -159,12 +176,16 @@ if run_stage 6; then
   asr decode "$model" "$data/test" "$exp/char/decode_test_lex${order}g" --device "$device" \
     "${lexicon_opts[@]}" --tuned-on "$exp/char/decode_dev_lex${order}g" --nbest 10 \
     --no-progress "${thread_opts[@]}" 2>>"$exp/char/decode.log"
-  tail -2 "$exp/char/decode.log"
+  tail -1 "$exp/char/decode.log"
+  asr decode "$model" "$data/test" "$exp/char/decode_test_char${char_order}g" --device "$device" \
+    "${free_opts[@]}" --tuned-on "$exp/char/decode_dev_char${char_order}g" \
+    --no-progress "${thread_opts[@]}" 2>>"$exp/char/decode.log"
+  tail -1 "$exp/char/decode.log"
 fi
 
 if run_stage 7; then
   echo "== stage 7: score test (unseen voices, sentences the LM never saw)"
-  for d in greedy "lex${order}g"; do
+  for d in greedy "lex${order}g" "char${char_order}g"; do
     out=$exp/char/decode_test_$d
     asr score "$data/test/text" "$out/text" --alignments "$out/per_utt" \
       --reports "$out/scoring" > "$out/wer"

@@ -1,0 +1,119 @@
+"""recipes/synth_books/run.sh end to end at a CI size: books -> speech, lexicon, KenLM 3-gram,
+a character model, dev-tuned lexicon + LM decoding, scoring.
+
+The default size (2 hours of speech, 20 epochs) and its figures are in recipes/synth_books/
+RESULTS. Here three texts of ../shared/text (one of them Latin-1, as some there are) give a few
+minutes of speech and a tiny model: enough to check the stages and what each one promises.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import shared_path
+
+from asr.arpa import check_arpa, read_arpa
+from asr.corpora import synth
+from asr.lexicon import read_lexicon
+from asr.ngram_lm import kenlm_binary
+from asr.score import read_transcripts
+
+RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "synth_books"
+TEXTS = ("state_union/1945-Truman.txt", "state_union/1970-Nixon.txt", "gutenberg/blake-poems.txt")
+
+
+def _need_tools() -> None:
+    usable, missing = synth.available_engines(synth.ENGINE_MODULES)
+    problem = f"synthesisers missing: {missing}" if missing else None
+    try:
+        kenlm_binary("lmplz")
+    except Exception as exc:  # noqa: BLE001 - any reason it is missing
+        problem = str(exc)
+    if problem:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(problem)
+        pytest.skip(problem)
+
+
+@pytest.mark.slow
+def test_synth_books_recipe_tunes_on_dev_and_decodes_test_with_lexicon_and_lm(
+    tmp_path: Path,
+) -> None:
+    _need_tools()
+    text_dir = tmp_path / "text"
+    for name in TEXTS:
+        source = shared_path("text", *name.split("/"))
+        (text_dir / source.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(source, text_dir / source.parent.name / source.name)
+    conf = yaml.safe_load((RECIPE / "conf" / "train_char.yaml").read_text())
+    conf["model"].update(num_layers=2, hidden_size=96)
+    conf["training"].update(max_epochs=6, batch_frames=1500, lr=0.003)
+    (tmp_path / "conf.yaml").write_text(yaml.safe_dump(conf))
+
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    data, exp = tmp_path / "data", tmp_path / "exp"
+    command = ["bash", str(RECIPE / "run.sh"), "--text-dir", str(text_dir), "--hours", "0.05"]
+    command += ["--dev-utts", "20", "--test-utts", "20", "--threads", "2"]
+    command += ["--conf", str(tmp_path / "conf.yaml"), "--data", str(data), "--exp", str(exp)]
+    command += ["--lm-weights", "0.5,1.5", "--word-scores", "-1,1", "--beam-size", "20"]
+    command += ["--char-order", "4"]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1200)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    out = done.stdout
+
+    # stage 0: the Latin-1 speech was converted, not lost; the LM text never holds a dev or
+    # test sentence
+    assert "1970-Nixon.txt: not UTF-8, read as Latin-1" in out
+    lm_text = set((data / "local" / "lm_text").read_text().splitlines())
+    held_out = set(read_transcripts(data / "test" / "text").values())
+    held_out |= set(read_transcripts(data / "dev" / "text").values())
+    assert len(held_out) == 40 and not held_out & lm_text
+    assert any("inflation" in s for s in lm_text)  # Nixon's 1970 text is in it
+
+    # stages 2-3: a lexicon of every LM word, a valid 3-gram and perplexities of dev and test
+    words = set((data / "local" / "words.txt").read_text().split())
+    lexicon = read_lexicon(data / "local" / "dict_char" / "lexicon.txt")
+    assert set(lexicon) == words
+    assert all(prons == [tuple(word)] for word, prons in lexicon.items())
+    assert set(read_lexicon(data / "local" / "dict_phone" / "lexicon.txt")) == words
+    assert check_arpa(data / "local" / "lm" / "3gram.arpa").order == 3
+    assert "<space>" in read_arpa(data / "local" / "lm" / "char4gram.arpa").vocab
+    assert re.search(r"^dev: perplexity [\d.]+ \(20 sentences", out, re.MULTILINE)
+    assert re.search(r"^test: perplexity [\d.]+ \(20 sentences", out, re.MULTILINE)
+
+    # stage 5: the dev grid, scored; best.json is its lowest WER
+    grid = exp / "char" / "decode_dev_lex3g"
+    rows = [line.split("\t") for line in (grid / "tuning.tsv").read_text().splitlines()[1:]]
+    assert len(rows) == 4
+    best = json.loads((grid / "best.json").read_text())
+    lowest = min(rows, key=lambda r: float(r[2]))
+    assert best["wer"] == pytest.approx(float(lowest[2]))
+    assert best["lm_weight"] in (0.5, 1.5) and best["word_score"] in (-1.0, 1.0)
+
+    # stages 6-7: test decoded with the dev pair; lexicon decoding writes lexicon words only
+    test_lex = exp / "char" / "decode_test_lex3g"
+    hyps = read_transcripts(test_lex / "text")
+    assert set(hyps) == set(read_transcripts(data / "test" / "text"))
+    assert {w for text in hyps.values() for w in text.split()} <= words
+    nbest = (test_lex / "nbest.txt").read_text().splitlines()
+    for utt in hyps:
+        scores = [float(line.split("\t")[1]) for line in nbest if line.startswith(f"{utt}-")]
+        assert 1 <= len(scores) <= 10 and scores == sorted(scores, reverse=True)
+    log = (exp / "char" / "decode.log").read_text()
+    assert f"LM weight {best['lm_weight']:g}, word score {best['word_score']:g}" in log
+    ref_words = sum(len(t.split()) for t in read_transcripts(data / "test" / "text").values())
+    for decoder in ("greedy", "lex3g", "char4g"):
+        line = re.search(rf"^test {decoder} %WER (\S+) \[ (\d+) / (\d+),", out, re.MULTILINE)
+        assert line, out[-2000:]
+        assert int(line.group(3)) == ref_words
+    assert "paired bootstrap" in out.lower() or "mapsswe" in out.lower()
+    assert re.search(r"^test words outside the lexicon: \d+ of \d+$", out, re.MULTILINE)
