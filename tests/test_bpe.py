@@ -137,3 +137,35 @@ def test_training_accepts_the_bpe_unit(tmp_path: Path) -> None:
     assert package.tokens == ["<blk>", "▁a", "▁b", "▁c"]
     tokens = TokenList(package.tokens, unit=infer_unit(package.tokens))
     assert tokens.decode([1, 0, 1, 3]) == "a a c"
+
+
+def test_lexicon_search_over_pieces_gives_back_the_spoken_words(model_path: Path) -> None:
+    """A BPE model's lexicon (each word as sentencepiece segments it alone) drives flashlight's
+    search: emissions that spell THE CAT SAT in pieces, each piece held two frames and a blank
+    between words, come back as those words, and every N-best entry is made of lexicon words."""
+    import numpy as np
+
+    from asr.lexicon import bpe_lexicon
+    from asr.lexicon_decoder import DecoderOptions, LexiconDecoder
+
+    model = BpeModel(model_path)
+    words = sorted({w for s in SENTENCES for w in s.split()})
+    lexicon = bpe_lexicon(words, model)
+    assert set(lexicon) == set(words)
+    assert any(len(lexicon[w][0]) > 1 for w in words)  # some words take several pieces
+    tokens = TokenList(["<blk>", *model.pieces[1:]], unit="bpe")
+    spoken = "THE CAT SAT"
+    frames: list[int] = []
+    for word in spoken.split():
+        for piece in model.encode(word):
+            frames += [tokens.symbols.index(piece)] * 2
+        frames.append(0)
+    probs = np.full((len(frames), len(tokens)), 0.01)
+    for t, k in enumerate(frames):
+        probs[t, k] = 0.9
+    log_probs = np.log(probs / probs.sum(1, keepdims=True)).astype(np.float32)
+    decoder = LexiconDecoder(tokens, lexicon, None, DecoderOptions(lm_weight=0.0, nbest=3))
+    hypotheses = decoder.decode(log_probs)
+    assert hypotheses[0].text == spoken
+    assert len(hypotheses) == 3
+    assert all(set(h.words) <= set(words) for h in hypotheses)
