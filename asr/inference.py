@@ -181,6 +181,9 @@ def decode_datadir(
         raise ConfigError("a bigram LM cannot be combined with lexicon/word-LM decoding")
     if token_lm is not None and (lexicon is not None or word_lm is not None):
         raise ConfigError("a token LM is for lexicon-free search: give no lexicon or word LM")
+    if token_lm is not None and any(float(p) != 0.0 for p in word_scores):
+        # flashlight's lexicon-free search has no word score: a grid over it would only repeat
+        raise ConfigError("a word score needs a lexicon: lexicon-free search scores no words")
     grid = [(float(w), float(p)) for w in lm_weights for p in word_scores]
     if searching and not grid:
         raise ConfigError("the LM weight and word score grid is empty")

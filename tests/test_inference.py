@@ -136,6 +136,8 @@ def test_lexicon_lm_grid_is_scored_and_the_best_applied_to_test(trained, tmp_pat
     assert len(err) == 1 and "best.json: not found" in err[0]
     assert main([*argv, "--word-score", "1"]) == 1
     assert "--word-score needs --lexicon" in capsys.readouterr().err
+    assert main([*argv, "--token-lm", str(lm), "--word-score=-1,0"]) == 1
+    assert "a word score needs a lexicon" in capsys.readouterr().err
 
 
 def test_cli_grid_of_weights_writes_one_directory_per_pair(trained, tmp_path) -> None:

@@ -10,6 +10,7 @@
 #            [--threads N] [--jobs N] [--order N] [--char-order N]
 #            [--beam-size B] [--beam-threshold T] [--beam-size-token K]
 #            [--lm-weights "a,b,..."] [--word-scores "x,y,..."]
+#            [--char-lm-weights "a,b,..."]
 #            [--device cpu|cuda] [--conf FILE] [--data DIR] [--exp DIR]
 #
 # Stages:
@@ -22,8 +23,9 @@
 #   3  LMs from data/local/lm_text (asr lm train): a word 3-gram, and a character 6-gram for
 #      lexicon-free search; KenLM binaries; perplexities on the dev and test sentences
 #   4  train the character model (conf/train_char.yaml)
-#   5  decode dev: greedy; lexicon + word LM and lexicon-free + char LM beam search, each over
-#      a grid of LM weights and word scores (Kaldi's local/score.sh practice): best.json
+#   5  decode dev: greedy; lexicon + word LM beam search over a grid of LM weights and word
+#      scores (Kaldi's local/score.sh practice), and lexicon-free + char LM search over LM
+#      weights; each grid's best goes to its best.json
 #   6  decode test: greedy, and both searches with the pair tuned on dev (--tuned-on)
 #   7  score test: %WER of each, per-voice reports, and the paired comparisons
 set -euo pipefail
@@ -46,6 +48,7 @@ beam_threshold=25
 beam_size_token=0   # 0: every token at every frame
 lm_weights=0.5,1.0,1.5,2.0
 word_scores=-1,0,1,2
+char_lm_weights=0.25,0.5,0.75,1.0,1.5   # lexicon-free search has no word score
 device=cpu
 conf=conf/train_char.yaml
 feature_conf=conf/fbank.yaml
@@ -70,6 +73,7 @@ while [ $# -gt 0 ]; do
     --beam-threshold) beam_threshold=$2; shift 2 ;;
     --lm-weights) lm_weights=$2; shift 2 ;;
     --word-scores) word_scores=$2; shift 2 ;;
+    --char-lm-weights) char_lm_weights=$2; shift 2 ;;
     --device) device=$2; shift 2 ;;
     --conf) conf=$2; shift 2 ;;
     --feature-conf) feature_conf=$2; shift 2 ;;
@@ -161,7 +165,7 @@ if run_stage 5; then
     "${lexicon_opts[@]}" --lm-weight="$lm_weights" --word-score="$word_scores" \
     --no-progress "${thread_opts[@]}" 2>>"$exp/char/decode.log"
   asr decode "$model" "$data/dev" "$exp/char/decode_dev_char${char_order}g" --device "$device" \
-    "${free_opts[@]}" --lm-weight="$lm_weights" --word-score="$word_scores" \
+    "${free_opts[@]}" --lm-weight="$char_lm_weights" \
     --no-progress "${thread_opts[@]}" 2>>"$exp/char/decode.log"
   echo "dev greedy $(asr score "$data/dev/text" "$exp/char/decode_dev_greedy/text" | head -1)"
   for d in "lex${order}g" "char${char_order}g"; do
