@@ -21,6 +21,7 @@ import yaml
 from conftest import shared_path
 
 from asr.arpa import check_arpa, read_arpa
+from asr.bpe import BpeModel
 from asr.corpora import synth
 from asr.lexicon import read_lexicon
 from asr.ngram_lm import kenlm_binary
@@ -53,17 +54,19 @@ def test_synth_books_recipe_tunes_on_dev_and_decodes_test_with_lexicon_and_lm(
         source = shared_path("text", *name.split("/"))
         (text_dir / source.parent.name).mkdir(parents=True, exist_ok=True)
         shutil.copy(source, text_dir / source.parent.name / source.name)
-    conf = yaml.safe_load((RECIPE / "conf" / "train_char.yaml").read_text())
-    conf["model"].update(num_layers=2, hidden_size=96)
-    conf["training"].update(max_epochs=6, batch_frames=1500, lr=0.003)
-    (tmp_path / "conf.yaml").write_text(yaml.safe_dump(conf))
+    for name in ("train_char.yaml", "train_bpe.yaml"):
+        conf = yaml.safe_load((RECIPE / "conf" / name).read_text())
+        conf["model"].update(num_layers=2, hidden_size=96)
+        conf["training"].update(max_epochs=6, batch_frames=1500, lr=0.003)
+        (tmp_path / name).write_text(yaml.safe_dump(conf))
 
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     data, exp = tmp_path / "data", tmp_path / "exp"
     command = ["bash", str(RECIPE / "run.sh"), "--text-dir", str(text_dir), "--hours", "0.05"]
     command += ["--dev-utts", "20", "--test-utts", "20", "--threads", "2"]
-    command += ["--conf", str(tmp_path / "conf.yaml"), "--data", str(data), "--exp", str(exp)]
+    command += ["--conf", str(tmp_path / "train_char.yaml"), "--data", str(data), "--exp", str(exp)]
+    command += ["--bpe-conf", str(tmp_path / "train_bpe.yaml"), "--bpe-size", "80"]
     command += ["--lm-weights", "0.5,1.5", "--word-scores", "-1,1", "--beam-size", "20"]
     command += ["--char-order", "4"]
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1200)
@@ -117,3 +120,23 @@ def test_synth_books_recipe_tunes_on_dev_and_decodes_test_with_lexicon_and_lm(
         assert int(line.group(3)) == ref_words
     assert "paired bootstrap" in out.lower() or "mapsswe" in out.lower()
     assert re.search(r"^test words outside the lexicon: \d+ of \d+$", out, re.MULTILINE)
+
+    # stages 8-9: a BPE model, its lexicon of the same words in pieces, scored on words
+    bpe_lexicon = read_lexicon(data / "local" / "dict_bpe" / "lexicon.txt")
+    assert set(bpe_lexicon) <= words
+    # a word is left out only when it holds a character the pieces never saw
+    known = set("".join(BpeModel(data / "local" / "bpe" / "bpe.model").pieces))
+    assert all(set(w) - known for w in words - set(bpe_lexicon))
+    assert all(prons[0][0].startswith("\u2581") for prons in bpe_lexicon.values())
+    pieces = read_transcripts(data / "test_bpe" / "text")
+    assert set(pieces) == set(hyps)
+    bpe_grid = exp / "bpe" / "decode_dev_lex3g"
+    assert json.loads((bpe_grid / "best.json").read_text())["wer"] == pytest.approx(
+        min(float(line.split("\t")[2]) for line in
+            (bpe_grid / "tuning.tsv").read_text().splitlines()[1:])
+    )  # fmt: skip
+    bpe_hyps = read_transcripts(exp / "bpe" / "decode_test_lex3g" / "text")
+    assert {w for text in bpe_hyps.values() for w in text.split()} <= words
+    for decoder in ("greedy", "lex3g"):
+        line = re.search(rf"^test bpe {decoder} %WER \S+ \[ \d+ / (\d+),", out, re.MULTILINE)
+        assert line and int(line.group(1)) == ref_words, out[-2000:]

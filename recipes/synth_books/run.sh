@@ -10,7 +10,7 @@
 #            [--threads N] [--jobs N] [--order N] [--char-order N]
 #            [--beam-size B] [--beam-threshold T] [--beam-size-token K]
 #            [--lm-weights "a,b,..."] [--word-scores "x,y,..."]
-#            [--char-lm-weights "a,b,..."]
+#            [--char-lm-weights "a,b,..."] [--bpe-size N] [--bpe-conf FILE]
 #            [--device cpu|cuda] [--conf FILE] [--data DIR] [--exp DIR]
 #
 # Stages:
@@ -28,6 +28,10 @@
 #      weights; each grid's best goes to its best.json
 #   6  decode test: greedy, and both searches with the pair tuned on dev (--tuned-on)
 #   7  score test: %WER of each, per-voice reports, and the paired comparisons
+#   8  BPE units: sentencepiece (--bpe-size pieces) trained on the training transcripts,
+#      every set's transcripts in pieces (data/*_bpe), a lexicon of the same words in pieces,
+#      and a BPE model (conf/train_bpe.yaml)
+#   9  the BPE model: greedy, and lexicon + 3-gram tuned on dev, scored on test in words
 set -euo pipefail
 script=$(readlink -f "$0")
 cd "$(dirname "$script")"
@@ -51,6 +55,8 @@ word_scores=-1,0,1,2
 char_lm_weights=0.25,0.5,0.75,1.0,1.5   # lexicon-free search has no word score
 device=cpu
 conf=conf/train_char.yaml
+bpe_conf=conf/train_bpe.yaml
+bpe_size=300
 feature_conf=conf/fbank.yaml
 data=data
 exp=exp
@@ -76,6 +82,8 @@ while [ $# -gt 0 ]; do
     --char-lm-weights) char_lm_weights=$2; shift 2 ;;
     --device) device=$2; shift 2 ;;
     --conf) conf=$2; shift 2 ;;
+    --bpe-conf) bpe_conf=$2; shift 2 ;;
+    --bpe-size) bpe_size=$2; shift 2 ;;
     --feature-conf) feature_conf=$2; shift 2 ;;
     --data) data=$2; shift 2 ;;
     --exp) exp=$2; shift 2 ;;
@@ -200,4 +208,41 @@ if run_stage 7; then
   oov=$(cut -d' ' -f2- "$data/test/text" | tr ' ' '\n' | grep -v '^$' \
     | grep -cvxFf "$data/local/words.txt" || true)
   echo "test words outside the lexicon: $oov of $(cut -d' ' -f2- "$data/test/text" | wc -w)"
+fi
+
+if run_stage 8; then
+  echo "== stage 8: BPE units ($bpe_size pieces) and the BPE model ($bpe_conf)"
+  mkdir -p "$data/local/bpe"
+  asr bpe train "$data/train/text" --vocab-size "$bpe_size" "$data/local/bpe/bpe"
+  for x in train dev test; do
+    asr bpe encode "$data/local/bpe/bpe.model" "$data/$x/text" "$data/local/bpe/$x.text"
+    rm -rf "$data/${x}_bpe"
+    asr data copy "$data/$x" "$data/${x}_bpe" --text "$data/local/bpe/$x.text" >/dev/null
+  done
+  asr lexicon prepare "$data/local/words.txt" "$data/local/dict_bpe" --units bpe \
+    --bpe-model "$data/local/bpe/bpe.model"
+  asr train --config "$bpe_conf" --train-dir "$data/train_bpe" --dev-dir "$data/dev_bpe" \
+    --exp-dir "$exp/bpe" --seed "$seed" --device "$device" --resume --no-progress \
+    "${thread_opts[@]}" | tail -1
+fi
+
+if run_stage 9; then
+  echo "== stage 9: decode with the BPE model (greedy; lexicon + ${order}-gram tuned on dev)"
+  bpe_lexicon_opts=(--lexicon "$data/local/dict_bpe/lexicon.txt" --word-lm "$lm.bin"
+    "${search_opts[@]}")
+  # the grid is scored on words: the pieces of data/dev_bpe/text are joined back into words
+  asr decode "$exp/bpe/final.pt" "$data/dev_bpe" "$exp/bpe/decode_dev_lex${order}g" \
+    --device "$device" "${bpe_lexicon_opts[@]}" --lm-weight="$lm_weights" \
+    --word-score="$word_scores" --no-progress "${thread_opts[@]}" 2>>"$exp/bpe/decode.log"
+  echo "dev bpe lex${order}g best of the grid: $(cat "$exp/bpe/decode_dev_lex${order}g/best.json")"
+  asr decode "$exp/bpe/final.pt" "$data/test_bpe" "$exp/bpe/decode_test_greedy" \
+    --device "$device" --no-progress "${thread_opts[@]}" 2>>"$exp/bpe/decode.log"
+  asr decode "$exp/bpe/final.pt" "$data/test_bpe" "$exp/bpe/decode_test_lex${order}g" \
+    --device "$device" "${bpe_lexicon_opts[@]}" --tuned-on "$exp/bpe/decode_dev_lex${order}g" \
+    --no-progress "${thread_opts[@]}" 2>>"$exp/bpe/decode.log"
+  for d in greedy "lex${order}g"; do
+    out=$exp/bpe/decode_test_$d
+    asr score "$data/test/text" "$out/text" --reports "$out/scoring" > "$out/wer"
+    echo "test bpe $d $(head -1 "$out/wer")"
+  done
 fi
