@@ -70,6 +70,25 @@ def open_maybe_compressed(path: str | os.PathLike) -> IO[bytes]:
     return handle
 
 
+def arpa_unigrams(path: str | os.PathLike) -> set[str]:
+    """The words of an ARPA file's 1-gram section (streamed: stops at the 2-grams), e.g. to tell
+    which lexicon words an LM lacks without reading the whole model."""
+    words: set[str] = set()
+    in_unigrams = False
+    with open_maybe_compressed(path) as handle:
+        for raw in handle:
+            line = raw.strip()
+            if line == b"\\1-grams:":
+                in_unigrams = True
+            elif in_unigrams and line:
+                if line.startswith(b"\\"):
+                    break
+                fields = line.split()
+                if len(fields) >= 2:
+                    words.add(fields[1].decode("utf-8", "replace"))
+    return words
+
+
 def _float(field: bytes, what: str, where: str) -> float:
     try:
         value = float(field)

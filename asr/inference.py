@@ -32,6 +32,7 @@ from asr.dataset import FeatureSet, make_batches
 from asr.decode import BLANK, greedy_decode
 from asr.errors import AsrError, ConfigError, DataDirError
 from asr.fileio import atomic_write
+from asr.lexicon import read_lexicon
 from asr.model import AcousticModel, ModelConfig
 from asr.package import ModelPackage, load_package
 from asr.score import read_transcripts, wer, write_transcripts
@@ -115,12 +116,6 @@ def read_best(decode_dir: str | os.PathLike) -> tuple[float, float]:
         raise ConfigError(f"{path}: not found (decode dev with a weight grid first)") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"{path}: not a tuning result ({type(exc).__name__}: {exc})") from None
-
-
-def _read_lexicon(path: Path) -> Mapping[str, Sequence[Sequence[str]]]:
-    from asr.lexicon import read_lexicon
-
-    return read_lexicon(path)
 
 
 def decode_datadir(
@@ -283,7 +278,7 @@ def _grid_decoders(
     from asr.lexicon_decoder import DecoderOptions, LexiconDecoder
 
     if lexicon is not None and not isinstance(lexicon, Mapping):
-        lexicon = _read_lexicon(Path(lexicon))
+        lexicon = read_lexicon(Path(lexicon))
     decoders = []
     for lm_weight, word_score in grid:
         options = DecoderOptions(

@@ -35,7 +35,6 @@ tests/test_lexicon_decoder.py scores alignments under exactly this topology.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import logging
 import math
 import os
@@ -48,7 +47,9 @@ from typing import IO
 import numpy as np
 import torch
 
+from asr.arpa import arpa_unigrams, check_arpa
 from asr.errors import AsrError, ConfigError
+from asr.ngram_lm import is_binary_lm
 from asr.tokens import SPACE, TokenList
 
 log = logging.getLogger(__name__)
@@ -132,46 +133,6 @@ class LexiconReport:
     words_not_in_lm: list[str] = field(default_factory=list)
 
 
-def _is_kenlm_binary(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        return handle.read(8) == b"mmap lm "
-
-
-def _open_text(path: Path):
-    with open(path, "rb") as handle:
-        magic = handle.read(2)
-    if magic == b"\x1f\x8b":
-        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
-    return open(path, encoding="utf-8", errors="replace")
-
-
-def _check_arpa(path: Path) -> None:
-    """Validate an ARPA file before KenLM sees it (KenLM's own errors do not name the line)."""
-    from asr.arpa import check_arpa
-
-    check_arpa(path)
-
-
-def arpa_unigrams(path: str | os.PathLike) -> set[str]:
-    """The words of an ARPA file's 1-gram section (streamed: stops at the 2-grams)."""
-    words: set[str] = set()
-    in_unigrams = False
-    with _open_text(Path(path)) as handle:
-        for line in handle:
-            line = line.strip()
-            if line == "\\1-grams:":
-                in_unigrams = True
-            elif in_unigrams:
-                if not line:
-                    continue
-                if line.startswith("\\"):
-                    break
-                fields = line.split()
-                if len(fields) >= 2:
-                    words.add(fields[1])
-    return words
-
-
 @contextlib.contextmanager
 def _stderr_captured() -> Iterator[IO[bytes]]:
     """Send the C++ code's stderr (KenLM's loading progress bar) to a file for the duration."""
@@ -196,8 +157,8 @@ def load_kenlm(path: str | os.PathLike, symbols: Sequence[str]):
     path = Path(path)
     if not path.is_file():
         raise LanguageModelError(f"{path}: language model file not found")
-    if not _is_kenlm_binary(path):
-        _check_arpa(path)
+    if not is_binary_lm(path):
+        check_arpa(path)  # KenLM's own errors do not name the line
     with _stderr_captured() as captured:
         try:
             return KenLM(str(path), Dictionary(list(symbols)))
@@ -324,7 +285,7 @@ class LexiconDecoder:
         return words, spellings
 
     def _report_lm_vocabulary(self) -> None:
-        if self.lm_path is None or _is_kenlm_binary(self.lm_path):
+        if self.lm_path is None or is_binary_lm(self.lm_path):
             return  # a binary file's vocabulary is not readable without KenLM's own API
         vocabulary = arpa_unigrams(self.lm_path)
         missing = [w for w in self.words if w != self.unk_word and w not in vocabulary]

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import os
 import shutil
+import tarfile
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("ASR_SHARED", REPO_ROOT.parent / "shared"))
+
+
+def tar_link(name: str, target: str, kind: bytes) -> tarfile.TarInfo:
+    """A symbolic or hard link member of a tar archive, for the safe-extraction tests."""
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = target
+    return info
 
 
 def shared_path(*parts: str) -> Path:

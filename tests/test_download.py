@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from conftest import tar_link
 
 from asr.corpora.download import (
     download,
@@ -179,19 +180,12 @@ def test_http_error_is_one_line(server, tmp_path: Path) -> None:
         download(url.replace("archive.tar.gz", "x"), tmp_path / "x", progress=False)
 
 
-def _link(name: str, target: str, kind: bytes) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.type = kind
-    info.linkname = target
-    return info
-
-
 @pytest.mark.parametrize(
     ("member", "problem"),
     [
         ("LibriSpeech/../../evil", "points outside the folder"),
         ("/etc/evil", "has an absolute path"),
-        (_link("LibriSpeech/x", "/etc/passwd", tarfile.SYMTYPE), "is a link"),
+        (tar_link("LibriSpeech/x", "/etc/passwd", tarfile.SYMTYPE), "is a link"),
     ],
 )
 def test_extraction_refuses_unsafe_members(

@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from asr.arpa import arpa_unigrams
 from asr.errors import AsrError, ConfigError
-from asr.lexicon_decoder import DecoderOptions, LexiconDecoder, arpa_unigrams
+from asr.lexicon_decoder import DecoderOptions, LexiconDecoder
 from asr.tokens import TokenList
 
 BLANK, SIL = 0, 1

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+from conftest import tar_link
 
 from asr import cli
 from asr.corpora import yesno
@@ -197,23 +198,16 @@ def test_published_checksum_is_a_sha256() -> None:
     assert yesno.URL.endswith("/resources/1/waves_yesno.tar.gz")
 
 
-def _link(name: str, target: str, kind: bytes) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.type = kind
-    info.linkname = target
-    return info
-
-
 @pytest.mark.parametrize(
     ("member", "problem"),
     [
         ("../evil.wav", "points outside the folder"),
         ("waves_yesno/../../evil.wav", "points outside the folder"),
         ("/tmp/evil.wav", "has an absolute path"),
-        (_link("waves_yesno/passwd", "/etc/passwd", tarfile.SYMTYPE), "is a link"),
-        (_link("waves_yesno/hard", "waves_yesno/README", tarfile.LNKTYPE), "is a link"),
-        (_link("waves_yesno/null", "", tarfile.CHRTYPE), "is a device or fifo"),
-        (_link("waves_yesno/pipe", "", tarfile.FIFOTYPE), "is a device or fifo"),
+        (tar_link("waves_yesno/passwd", "/etc/passwd", tarfile.SYMTYPE), "is a link"),
+        (tar_link("waves_yesno/hard", "waves_yesno/README", tarfile.LNKTYPE), "is a link"),
+        (tar_link("waves_yesno/null", "", tarfile.CHRTYPE), "is a device or fifo"),
+        (tar_link("waves_yesno/pipe", "", tarfile.FIFOTYPE), "is a device or fifo"),
     ],
 )
 def test_unsafe_archives_are_rejected(
