@@ -3,14 +3,16 @@
 Formats are whatever libsndfile reads (through soundfile): WAV in 8/16/24/32-bit PCM and float,
 FLAC, MP3, Ogg Vorbis/Opus and NIST SPHERE (TIMIT's ``.WAV``). libsndfile quietly returns the
 part of a truncated WAV or SPHERE file that is there, so the header is checked against the file
-size here; every other problem (missing, empty, not audio, no samples) is one ``AudioError``
-naming the file.
+size here; every other problem (missing, unreadable, empty, not audio, no samples, a corrupt
+header with absurd sizes or rates) is one ``AudioError`` naming the file. Named pipes and
+``<(cmd)`` paths are read whole into memory and decoded from there.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import stat
 import struct
 import subprocess
 from pathlib import Path
@@ -30,6 +32,19 @@ _HEADER_PEEK = 64 * 1024
 
 # Streaming writers (sox, ffmpeg to a pipe) put these in the data size field: "length unknown".
 _UNKNOWN_SIZES = (0, 0xFFFFFFFF, 0x7FFFFFFF)
+
+# A named pipe or ``<(cmd)`` is read whole into memory (libsndfile needs to seek); a stream that
+# never ends (/dev/zero) is cut off here rather than filling the memory.
+_MAX_STREAM_BYTES = 2 * 1024**3
+
+# Decoding goes in blocks of about this many samples (all channels), so a corrupt header that
+# claims billions of frames or thousands of channels costs no more memory than the data there is.
+_BLOCK_SAMPLES = 1 << 20
+
+# Sample rates outside this range are a corrupt header, not audio: resampling a "1 Hz" file to
+# 16 kHz would allocate 16000 times its length.
+_MIN_RATE = 1000
+_MAX_RATE = 1_000_000
 
 # MP3 frame counts are estimated from the stream header (Xing/VBR), so allow some slack before
 # calling a short read truncation; for every other format the count is exact.
@@ -88,11 +103,15 @@ def load_audio_entry(
 def audio_duration(path: str | os.PathLike) -> float:
     """Duration in seconds from the header alone (no decoding); AudioError if unreadable."""
     path = Path(path)
-    _check_path(path)
+    _, _, stream = _open_source(path)
+    if stream is not None:  # a pipe has no header to peek at: decode it
+        wave, rate = _decode(io.BytesIO(stream), str(path), exact=False)
+        return len(wave) / rate
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise AudioError(f"{path}: {_describe_libsndfile_error(exc)}") from None
+    _check_rate(info.samplerate, str(path))
     if info.frames <= 0:
         raise AudioError(f"{path}: zero-length audio (no samples)")
     return info.frames / info.samplerate
@@ -111,9 +130,7 @@ def read_sphere_header(path: str | os.PathLike) -> dict[str, str | int | float]:
     Integer (``-i``) and real (``-r``) fields are converted; strings are kept as they are.
     """
     path = Path(path)
-    _check_path(path)
-    with path.open("rb") as handle:
-        head = handle.read(_HEADER_PEEK)
+    head, _, _ = _open_source(path)
     fields = _parse_sphere(head, str(path))
     if fields is None:
         raise AudioError(f"{path}: not a NIST SPHERE file (no NIST_1A header)")
@@ -123,34 +140,58 @@ def read_sphere_header(path: str | os.PathLike) -> dict[str, str | int | float]:
 # --- reading -------------------------------------------------------------------------------
 
 
-def _check_path(path: Path) -> None:
-    if not path.exists():
-        raise AudioError(f"{path}: audio file not found")
-    if path.is_dir():
-        raise AudioError(f"{path}: is a directory, not an audio file")
-    if path.stat().st_size == 0:
-        raise AudioError(f"{path}: empty file (0 bytes)")
+def _open_source(path: Path) -> tuple[bytes, int, bytes | None]:
+    """``(header bytes, size, whole stream or None)``; every OS problem is one AudioError.
+
+    A regular file is only peeked at (libsndfile reads it by name); anything else that opens
+    (a named pipe, ``<(cat f.wav)``, a character device) is read whole into memory.
+    """
+    name = str(path)
+    try:
+        with path.open("rb") as handle:
+            info = os.fstat(handle.fileno())
+            if stat.S_ISREG(info.st_mode):
+                if info.st_size == 0:
+                    raise AudioError(f"{name}: empty file (0 bytes)")
+                return handle.read(_HEADER_PEEK), info.st_size, None
+            data = _read_stream(handle)
+    except FileNotFoundError:
+        raise AudioError(f"{name}: audio file not found") from None
+    except IsADirectoryError:
+        raise AudioError(f"{name}: is a directory, not an audio file") from None
+    except PermissionError:
+        raise AudioError(f"{name}: permission denied (cannot read the audio file)") from None
+    except OSError as exc:
+        raise AudioError(f"{name}: cannot read ({exc.strerror or exc})") from None
+    if not data:
+        raise AudioError(f"{name}: empty stream (the pipe gave no bytes)")
+    if len(data) > _MAX_STREAM_BYTES:
+        raise AudioError(f"{name}: stream longer than {_MAX_STREAM_BYTES} bytes")
+    return data[:_HEADER_PEEK], len(data), data
+
+
+def _read_stream(handle: io.BufferedReader) -> bytes:
+    # In pieces: read(n) would reserve all n bytes up front, however short the stream.
+    parts, total = [], 0
+    while total <= _MAX_STREAM_BYTES:
+        part = handle.read(1 << 20)
+        if not part:
+            break
+        parts.append(part)
+        total += len(part)
+    return b"".join(parts)
 
 
 def _read_file(
     path: Path, start: float | None = None, end: float | None = None
 ) -> tuple[np.ndarray, int]:
-    _check_path(path)
-    with path.open("rb") as handle:
-        head = handle.read(_HEADER_PEEK)
-    _check_header(head, path.stat().st_size, str(path))
-    try:
-        with sf.SoundFile(str(path)) as snd:
-            rate, frames = snd.samplerate, snd.frames
-            first, last = _segment_frames(start, end, rate, frames, str(path))
-            if first:
-                snd.seek(first)
-            wave = snd.read(frames=last - first, dtype="float32", always_2d=True)
-            format_ = snd.format
-    except (sf.LibsndfileError, RuntimeError) as exc:
-        raise AudioError(f"{path}: {_describe_libsndfile_error(exc)}") from None
-    _check_complete(len(wave), last - first, format_, str(path))
-    return wave, rate
+    name = str(path)
+    head, size, stream = _open_source(path)
+    _check_header(head, size, name)
+    if stream is not None:
+        wave, rate = _decode(io.BytesIO(stream), name, exact=False)
+        return _cut(wave, rate, start, end, name), rate
+    return _decode(name, name, exact=True, start=start, end=end)
 
 
 def _read_pipe(command: str, name: str) -> tuple[np.ndarray, int]:
@@ -166,19 +207,65 @@ def _read_pipe(command: str, name: str) -> tuple[np.ndarray, int]:
     if not data:
         raise AudioError(f"{name}: produced no output (empty audio)")
     _check_header(data[:_HEADER_PEEK], len(data), name)
+    return _decode(io.BytesIO(data), name, exact=False, what="output is not audio: ")
+
+
+def _decode(
+    source: str | io.BytesIO,
+    name: str,
+    exact: bool,
+    start: float | None = None,
+    end: float | None = None,
+    what: str = "",
+) -> tuple[np.ndarray, int]:
+    """Decode a file name or an in-memory stream to ``(frames, channels)`` float32.
+
+    ``exact``: the frame count in the header is trusted to check for truncation (a streamed
+    WAV from a pipe has no length in its header, so libsndfile reports a huge or zero count).
+    """
     try:
-        with sf.SoundFile(io.BytesIO(data)) as snd:
-            rate, frames = snd.samplerate, snd.frames
-            wave = snd.read(dtype="float32", always_2d=True)
+        with sf.SoundFile(source) as snd:
+            rate, frames, channels = snd.samplerate, snd.frames, snd.channels
+            _check_rate(rate, name)
+            if channels < 1:
+                raise AudioError(f"{name}: corrupt header ({channels} channels)")
+            first, last = _segment_frames(start, end, rate, frames, name)
+            if first:
+                snd.seek(first)
+            wave = _read_blocks(snd, last - first, channels)
             format_ = snd.format
-    except (sf.LibsndfileError, RuntimeError) as exc:
-        raise AudioError(
-            f"{name}: output is not audio: {_describe_libsndfile_error(exc)}"
-        ) from None
-    # A streamed WAV header has no length, so libsndfile reports a huge or zero frame count.
-    if 0 < frames < 2**31 - 1:
-        _check_complete(len(wave), frames, format_, name)
+    except (sf.LibsndfileError, RuntimeError, ValueError, OverflowError, MemoryError) as exc:
+        raise AudioError(f"{name}: {what}{_describe_libsndfile_error(exc)}") from None
+    if exact or 0 < frames < 2**31 - 1:
+        _check_complete(len(wave), last - first, format_, name)
     return wave, rate
+
+
+def _read_blocks(snd: sf.SoundFile, count: int, channels: int) -> np.ndarray:
+    """Read up to ``count`` frames block by block: memory follows the data actually there.
+
+    soundfile's ``read(frames=n)`` allocates all ``n`` frames first, and ``n`` comes from a
+    header that a corrupt file can make absurd.
+    """
+    block = max(1, _BLOCK_SAMPLES // channels)
+    parts = []
+    while count > 0:
+        part = snd.read(frames=min(block, count), dtype="float32", always_2d=True)
+        if len(part) == 0:
+            break
+        parts.append(part)
+        count -= len(part)
+    if not parts:
+        return np.zeros((0, channels), dtype=np.float32)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _check_rate(rate: int, name: str) -> None:
+    if not _MIN_RATE <= rate <= _MAX_RATE:
+        raise AudioError(
+            f"{name}: implausible sample rate {rate} Hz (corrupt header?); expected "
+            f"{_MIN_RATE}..{_MAX_RATE} Hz"
+        )
 
 
 def _finish(
@@ -241,6 +328,13 @@ def _describe_libsndfile_error(exc: Exception) -> str:
     lowered = text.lower()
     if "format not recognised" in lowered or "unknown format" in lowered:
         return "not an audio file (format not recognised)"
+    if "possibly a pipe" in lowered:
+        # Real pipes are read into memory before libsndfile sees them, so this message (which
+        # libsndfile gives when no decoder accepts the bytes, e.g. noise named .mp3) means the
+        # content is not audio it knows.
+        return "not a recognised audio file (no decoder accepts its contents)"
+    if isinstance(exc, MemoryError):
+        return "corrupt header (absurd sizes)"
     if "malformed" in lowered or "lost sync" in lowered or "unexpected end" in lowered:
         return f"corrupt or truncated audio ({_strip_prefix(text)})"
     return f"cannot decode audio ({_strip_prefix(text)})"

@@ -11,7 +11,9 @@ import argparse
 import importlib
 import logging
 import os
+import signal
 import sys
+from types import FrameType
 
 from asr import __version__
 from asr.errors import AsrError
@@ -46,9 +48,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised where the process is so that every ``finally`` and temp-file cleanup runs.
+
+    Not a KeyboardInterrupt subclass: library code that treats Ctrl-C specially should not
+    mistake a scheduler's kill for a user's key press; both end the command the same way.
+    """
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Python's default SIGTERM ends the process at once, skipping the cleanup that removes
+    # half-written temp files; a batch scheduler's kill deserves the same care as Ctrl-C.
+    signal.signal(signal.SIGTERM, _raise_terminated)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -62,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"asr {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print(f"asr {args.command}: terminated", file=sys.stderr)
+        return 143
     except BrokenPipeError:
         # the reader stopped early (asr score ... | head -1): not an error of ours; point
         # stdout at devnull so the interpreter's final flush does not raise again

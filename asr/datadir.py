@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import stat
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -452,9 +453,10 @@ def validate_datadir(path: str | os.PathLike, check_files: bool = True) -> list[
             missing("wav.scp")
         if check_files:
             for key, entry in wav.values.items():
-                if not _is_pipe(entry) and not os.path.isfile(entry):
+                problem = None if _is_pipe(entry) else _audio_file_problem(entry)
+                if problem:
                     problems.append(
-                        f"{wav.path}:{wav.lines[key]}: audio file '{entry}' of '{key}' not found"
+                        f"{wav.path}:{wav.lines[key]}: audio file '{entry}' of '{key}' {problem}"
                     )
     for name, kind in (("utt2dur", float), ("utt2num_frames", int)):
         if name in tables:
@@ -487,6 +489,32 @@ def validate_datadir(path: str | os.PathLike, check_files: bool = True) -> list[
                             f"of '{key}' not found"
                         )
     return problems
+
+
+def _audio_file_problem(entry: str) -> str | None:
+    """Why ``entry`` cannot be read as an audio file (not found, unreadable...), or None.
+
+    Only regular files are opened: opening a named pipe would wait for a writer (and consume
+    what it writes), and a pipe is a legitimate audio source.
+    """
+    try:
+        info = os.stat(entry)
+    except FileNotFoundError:
+        return "not found"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if stat.S_ISDIR(info.st_mode):
+        return "is a directory"
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    try:
+        with open(entry, "rb"):
+            pass
+    except PermissionError:
+        return "cannot be read (permission denied)"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    return None
 
 
 def _check_speakers(utt2spk: _Table, spk2utt: _Table | None) -> list[str]:

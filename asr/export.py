@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import os
 import warnings
 from collections.abc import Iterator
@@ -43,7 +44,7 @@ import torch
 from torch import nn
 
 from asr.errors import AsrError, ConfigError
-from asr.fileio import atomic_write
+from asr.fileio import atomic_write, remove_stale_temps
 
 FORMATS = ("torchscript", "onnx")
 METADATA_KEY = "asr.json"
@@ -273,7 +274,13 @@ def verify_export(
             )
         diff = 0.0
         for b, n in enumerate(out_lengths.tolist()):
-            diff = max(diff, float((got[b, :n] - expected[b, :n]).abs().max()))
+            want, have = expected[b, :n], got[b, :n]
+            if not (bool(torch.isfinite(want).all()) and bool(torch.isfinite(have).all())):
+                # NaN compares false with everything, so max() would silently skip it and a
+                # NaN network would pass as "difference 0": a non-finite output is infinitely off
+                diff = math.inf
+                break
+            diff = max(diff, float((have - want).abs().max()))
         checks.append(ExportCheck(batch_lengths.tolist(), diff))
     return checks
 
@@ -291,9 +298,12 @@ def export_model(
         raise ConfigError(f"export format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     from asr.inference import load_model
 
-    loaded = load_model(model_path)
+    loaded = load_model(model_path)  # refuses a package with NaN or infinite weights
     eager = loaded.model.eval()
     config = eager.config
+    for name, tensor in eager.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ExportError(f"{model_path}: weight {name} holds NaN or infinite values")
     if fmt == "onnx" and config.cell == "lstm" and config.projection_size:
         # ONNX's LSTM operator has no recurrent projection, so torch cannot express it
         raise ExportError(
@@ -317,11 +327,17 @@ def export_model(
         ) from None
     checks = verify_export(eager, _runner(fmt, data), input_dim)
     report = ExportReport(Path(out_path), fmt, checks)
-    if report.max_abs_diff > tolerance or report.max_abs_diff != report.max_abs_diff:
+    if not math.isfinite(report.max_abs_diff):
+        raise ExportError(
+            f"{model_path}: the {fmt} export or the eager model gives NaN or infinite log-probs; "
+            "nothing written"
+        )
+    if not report.max_abs_diff <= tolerance:
         raise ExportError(
             f"{model_path}: {fmt} export differs from the eager model by "
             f"{report.max_abs_diff:.3g} > {tolerance:g}; nothing written"
         )
+    remove_stale_temps(out_path)  # what a killed earlier export of this file left
     with atomic_write(out_path, "wb") as handle:
         handle.write(data)
     return report

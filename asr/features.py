@@ -23,9 +23,10 @@ at read time by ``normalize_features`` -- the equivalent of Kaldi's
 so training, decoding and transcription all normalize the same way and a change of CMVN mode or
 delta order needs no re-extraction. Files written into the data directory:
 
-- ``feats.scp`` -> ``ARK_DIR/raw_<kind>.ark`` (float32 matrices, absolute paths);
+- ``feats.scp`` -> ``ARK_DIR/raw_<kind>.<tag>.<run>.ark`` (float32 matrices, absolute paths;
+  each run writes arks under new names so that no scp file ever points into a replaced ark);
 - ``utt2num_frames``;
-- ``cmvn.scp`` -> ``ARK_DIR/cmvn_<kind>.ark``: per-speaker stats keyed by speaker id, as
+- ``cmvn.scp`` -> ``ARK_DIR/cmvn_<kind>.<tag>.<run>.ark``: per-speaker stats keyed by speaker id, as
   ``compute-cmvn-stats --spk2utt=ark:spk2utt scp:feats.scp`` writes them;
 - ``cmvn_global.ark``: one Kaldi binary matrix (no key) of stats over all utterances, as
   ``compute-cmvn-stats scp:feats.scp cmvn_global.ark`` writes it; read with ``kaldiio.load_mat``;
@@ -40,19 +41,24 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import hashlib
 import logging
 import math
 import os
 import threading
+import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import kaldiio
 import numpy as np
 import torch
 
+from asr.datadir import DataDir
 from asr.errors import AsrError, AudioError, ConfigError, DataDirError
+from asr.fileio import atomic_write, fault_point, read_text_lines
 
 log = logging.getLogger(__name__)
 
@@ -107,9 +113,42 @@ def _resolve_options(defaults: Mapping[str, Any], opts: Mapping[str, Any], what:
             f"{what}: window_type {resolved['window_type']!r} is not one of "
             f"{', '.join(WINDOW_TYPES)}"
         )
+    _check_ranges(resolved, what)
     if float(resolved["vtln_warp"]) != 1.0:
         raise ConfigError(f"{what}: vtln_warp is not supported (only 1.0)")
     return resolved
+
+
+# Numeric options and the values Kaldi accepts (its asserts in feature-window.cc,
+# mel-computations.cc and feature-mfcc.cc); "finite" alone means any real number. Kaldi's
+# MelBanks refuses fewer than 3 mel bins.
+_RANGES: dict[str, tuple[str, Any]] = {
+    "frame_length": ("> 0", lambda v: v > 0),
+    "frame_shift": ("> 0", lambda v: v > 0),
+    "dither": (">= 0", lambda v: v >= 0),
+    "preemphasis_coefficient": ("in [0, 1]", lambda v: 0 <= v <= 1),
+    "blackman_coeff": ("finite", lambda v: True),
+    "low_freq": (">= 0", lambda v: v >= 0),
+    "high_freq": ("finite (<= 0: an offset from the Nyquist frequency)", lambda v: True),
+    "vtln_warp": ("> 0", lambda v: v > 0),
+    "energy_floor": (">= 0", lambda v: v >= 0),
+    "min_duration": (">= 0", lambda v: v >= 0),
+    "num_mel_bins": (">= 3", lambda v: v >= 3),
+    "num_ceps": (">= 1", lambda v: v >= 1),
+    "cepstral_lifter": ("finite", lambda v: True),
+}
+
+
+def _check_ranges(opts: Mapping[str, Any], what: str) -> None:
+    """ConfigError naming the first numeric option that is non-finite or out of range."""
+    for name, (rule, ok) in _RANGES.items():
+        if name not in opts:
+            continue
+        value = opts[name]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{what}: option {name}={value!r}: expected a number")
+        if not math.isfinite(value) or not ok(value):
+            raise ConfigError(f"{what}: option {name}={value!r}: must be {rule}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,6 +222,14 @@ def _mel_matrix(
     down = (right - mel) / (right - center)
     weights = torch.where(mel <= center, up, down)
     weights = torch.where((mel > left) & (mel < right), weights, torch.zeros_like(weights))
+    empty = torch.nonzero((weights > 0).sum(dim=1) == 0).flatten()
+    if len(empty):
+        # Kaldi's MelBanks refuses this too ("bin is empty"): an empty bin is log(eps) forever.
+        raise ConfigError(
+            f"num_mel_bins={num_bins} is too many at {sample_rate:g} Hz with a "
+            f"{padded_window_size}-point FFT ({low_freq:g}-{high_freq:g} Hz): mel bin "
+            f"{int(empty[0])} covers no FFT bin"
+        )
     # Kaldi never weights the Nyquist bin; a zero row keeps the matmul on the full rfft output.
     matrix = torch.zeros(num_fft_bins + 1, num_bins, dtype=torch.float64)
     matrix[:num_fft_bins] = weights.T
@@ -377,6 +424,8 @@ def _compute(
 ) -> torch.Tensor:
     """Frame ``waveform`` and run ``finish(mel, log_energy) -> (..., dim)`` block by block."""
     batch, single = _as_batch(waveform)
+    if not bool(torch.isfinite(batch).all()):
+        raise AudioError("waveform contains NaN or infinite samples")
     dtype = torch.float64 if batch.dtype == torch.float64 else torch.float32
     batch_size, num_samples = batch.shape
     if num_samples < float(opts["min_duration"]) * sample_rate:
@@ -391,6 +440,14 @@ def _compute(
         out.copy_(finish(*_mel_block(frames, plan, buffer)))
     elif num > 0:
         _run_cpu_blocks(frames, plan, finish, out)
+    if not bool(torch.isfinite(out).all()):
+        # Samples far outside the int16 range (float audio of 1e29) overflow the float32 power
+        # spectrum; NaN/inf features would silently poison CMVN stats and training.
+        peak = float(batch.abs().max())
+        raise AudioError(
+            f"features are not finite: the samples are too large (peak {peak:.3g} on Kaldi's "
+            "int16 scale)"
+        )
     return out[0] if single else out
 
 
@@ -656,8 +713,17 @@ class FeatureConfig:
         if not isinstance(self.options, dict):
             raise ConfigError(f"options must be a mapping, got {type(self.options).__name__}")
         self.options = dict(self.options)
-        _resolve_options(self.defaults, self.options, f"{self.kind} options")
         for name, value in self.options.items():
+            # YAML 1.1 reads 1.0e9 (no sign after the e) as a string; accept it as a number,
+            # as the training config does.
+            if isinstance(self.defaults.get(name), float) and isinstance(value, str):
+                try:
+                    self.options[name] = float(value)
+                except ValueError:
+                    pass  # the type check below names the option
+        for name, value in self.options.items():
+            if name not in self.defaults:
+                continue  # _resolve_options lists the unknown ones
             default = self.defaults[name]
             if isinstance(default, bool):
                 ok = isinstance(value, bool)
@@ -671,6 +737,24 @@ class FeatureConfig:
                 raise ConfigError(
                     f"{self.kind} option {name}={value!r}: expected {type(default).__name__}"
                 )
+        opts = _resolve_options(self.defaults, self.options, f"{self.kind} options")
+        if self.kind == "mfcc" and opts["num_ceps"] > opts["num_mel_bins"]:
+            raise ConfigError(
+                f"mfcc options: num_ceps={opts['num_ceps']} must be at most "
+                f"num_mel_bins={opts['num_mel_bins']}"
+            )
+        # Frame and mel-bank sizes depend on the sample rate: check them now, not at the first
+        # utterance of a long batch job.
+        _, _, padded = _frame_sizes(self.sample_rate, opts)
+        _mel_matrix(
+            int(opts["num_mel_bins"]),
+            padded,
+            float(self.sample_rate),
+            float(opts["low_freq"]),
+            float(opts["high_freq"]),
+            torch.device("cpu"),
+            torch.float64,
+        )
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -732,9 +816,17 @@ def extract_features(
         raise ValueError(
             f"extract_features: expected a mono (T,) waveform, got {tuple(samples.shape)}"
         )
-    samples = samples.to(torch.float32) * 32768.0  # Kaldi's int16 sample scale
+    samples = samples.to(torch.float32)
+    if not bool(torch.isfinite(samples).all()):
+        raise AudioError("audio contains NaN or infinite samples")
+    scaled = samples * 32768.0  # Kaldi's int16 sample scale
+    if not bool(torch.isfinite(scaled).all()):
+        raise AudioError(
+            f"features are not finite: the samples are too large (peak "
+            f"{float(samples.abs().max()):.3g}; float audio is expected in [-1, 1])"
+        )
     func = fbank if config.kind == "fbank" else mfcc
-    return func(samples, float(config.sample_rate), **config.options)
+    return func(scaled, float(config.sample_rate), **config.options)
 
 
 def normalize_features(
@@ -776,12 +868,14 @@ class FeatureSummary:
 
 def _write_ark_entry(handle: Any, key: str, array: np.ndarray) -> int:
     """Append one ``key matrix`` record; return the byte offset an scp line points to."""
-    import kaldiio
-
     handle.write(f"{key} ".encode())
     offset = handle.tell()
     kaldiio.matio.write_array(handle, array)
     return offset
+
+
+# Files ``asr features`` writes into the data directory (each replaced atomically).
+_DATADIR_OUTPUTS = ("cmvn_global.ark", "utt2num_frames", "cmvn.scp", "feats.scp", "feats.yaml")
 
 
 def compute_datadir_features(
@@ -793,46 +887,104 @@ def compute_datadir_features(
 ) -> FeatureSummary:
     """Extract raw features for every utterance of a Kaldi data dir and its CMVN statistics.
 
-    Writes (all atomically: a crash leaves the previous files or none) ``ARK_DIR/raw_<kind>.ark``,
-    ``ARK_DIR/cmvn_<kind>.ark`` and, in the data dir, ``feats.scp``, ``utt2num_frames``,
-    ``cmvn.scp`` (per speaker), ``cmvn_global.ark`` and ``feats.yaml``. ``ark_dir`` defaults to
-    ``DATA_DIR/data`` (Kaldi's make_fbank.sh default). An utterance that cannot be read or gives
-    zero frames is logged in one line and skipped.
-    """
-    import kaldiio
-    import yaml
-    from tqdm import tqdm
-    from tqdm.contrib.logging import logging_redirect_tqdm
+    Writes ``ARK_DIR/raw_<kind>.<tag>.<run>.ark`` and ``ARK_DIR/cmvn_<kind>.<tag>.<run>.ark``
+    (``tag`` identifies the data dir, ``run`` this run) and, in the data dir, ``feats.scp``,
+    ``utt2num_frames``, ``cmvn.scp`` (per speaker), ``cmvn_global.ark`` and ``feats.yaml``.
+    ``ark_dir`` defaults to ``DATA_DIR/data`` (Kaldi's make_fbank.sh default). An utterance
+    that cannot be read, gives zero frames or non-finite features is logged in one line and
+    skipped (it gets no feats.scp entry and no part in the CMVN stats).
 
-    from asr.datadir import DataDir
-    from asr.fileio import atomic_write
+    Crash safety: the arks of a run get new names, so the old scp files keep pointing into the
+    old arks (never into a new ark at old offsets) until each is replaced atomically; the old
+    arks are removed only after that. A crash at any point leaves every scp entry reading its
+    own utterance. The next run removes what a killed run left: temp files and arks of this
+    data dir that no scp file references. A write that fails (disk full, no permission) is one
+    ``AsrError`` naming the path, with the previous outputs untouched.
+    """
+    import yaml
 
     data_dir = Path(data_dir)
     data = DataDir.load(data_dir)
     if not data.wav_scp:
         raise DataDirError(f"{data_dir / 'wav.scp'}: file not found (needed to compute features)")
     ark_dir = Path(ark_dir) if ark_dir is not None else data_dir / "data"
-    ark_dir.mkdir(parents=True, exist_ok=True)
-    ark_path = (ark_dir / f"raw_{config.kind}.ark").resolve()
-    cmvn_ark_path = (ark_dir / f"cmvn_{config.kind}.ark").resolve()
+    with _write_errors(ark_dir):
+        ark_dir.mkdir(parents=True, exist_ok=True)
+    ark_dir = ark_dir.resolve()
+    tag = _owner_tag(data_dir)
+    _remove_leftovers(data_dir, ark_dir, tag)
+    # Arks of an earlier run may sit in another ark dir (an earlier --ark-dir).
+    old_arks = _referenced_arks(data_dir)
+    run = f"{tag}.{uuid.uuid4().hex[:12]}"
+    ark_path = ark_dir / f"raw_{config.kind}.{run}.ark"
+    cmvn_ark_path = ark_dir / f"cmvn_{config.kind}.{run}.ark"
+    try:
+        summary = _extract_all(data, config, ark_path, allow_pipe, progress)
+        speaker_stats = summary.pop("speaker_stats")
+        cmvn_lines: list[str] = []
+        with _atomic(cmvn_ark_path, "wb") as ark:
+            for speaker in sorted(speaker_stats):
+                offset = _write_ark_entry(ark, speaker, speaker_stats[speaker].numpy())
+                cmvn_lines.append(f"{speaker} {cmvn_ark_path}:{offset}\n")
+        global_stats = sum(
+            speaker_stats.values(), torch.zeros(2, config.raw_dim + 1, dtype=torch.float64)
+        )
+        cmvn_global = data_dir / "cmvn_global.ark"
+        with _atomic(cmvn_global, "wb") as handle:
+            kaldiio.matio.write_array(handle, global_stats.numpy())
+        with _atomic(data_dir / "utt2num_frames") as handle:
+            handle.writelines(summary["frame_lines"])
+        with _atomic(data_dir / "cmvn.scp") as handle:
+            handle.writelines(cmvn_lines)
+        with _atomic(data_dir / "feats.scp") as handle:
+            handle.writelines(summary["scp_lines"])
+        with _atomic(data_dir / "feats.yaml") as handle:
+            yaml.safe_dump(config.to_dict(), handle, sort_keys=False)
+    finally:
+        # The old arks once both scp files are switched; the new ones if we stopped before.
+        _remove_unreferenced_arks(data_dir, ark_dir, tag, old_arks)
+
+    num_done, failed = len(summary["scp_lines"]), summary["failed"]
+    log.info(
+        "%s: %d utterances, %d frames of %s (dim %d) in %s; %d failed",
+        data_dir,
+        num_done,
+        summary["total_frames"],
+        config.kind,
+        config.raw_dim,
+        ark_path,
+        len(failed),
+    )
+    return FeatureSummary(
+        num_done=num_done,
+        num_failed=len(failed),
+        num_frames=summary["total_frames"],
+        ark_path=ark_path,
+        feats_scp=data_dir / "feats.scp",
+        cmvn_scp=data_dir / "cmvn.scp",
+        cmvn_global=cmvn_global,
+        failed=failed,
+    )
+
+
+def _extract_all(
+    data: DataDir, config: FeatureConfig, ark_path: Path, allow_pipe: bool, progress: bool
+) -> dict[str, Any]:
+    """Write every good utterance's features to ``ark_path``; scp lines, stats and failures."""
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
     scp_lines: list[str] = []
     frame_lines: list[str] = []
     failed: list[str] = []
     speaker_stats: dict[str, torch.Tensor] = {}
     total_frames = 0
-    with atomic_write(ark_path, "wb") as ark, logging_redirect_tqdm():
+    with _atomic(ark_path, "wb") as ark, logging_redirect_tqdm():
         for utt_id in tqdm(
-            data.utt_ids, desc=f"{config.kind} {data_dir}", unit="utt", disable=not progress
+            data.utt_ids, desc=f"{config.kind} {data.path}", unit="utt", disable=not progress
         ):
             try:
-                wave, rate = data.load_audio(utt_id, config.sample_rate, allow_pipe=allow_pipe)
-                feats = extract_features(wave, rate, config)
-                if feats.shape[0] == 0:
-                    raise AudioError(
-                        f"{data.where('wav.scp', utt_id)}: utterance '{utt_id}': "
-                        f"too short for one frame ({len(wave)} samples)"
-                    )
+                feats = _utterance_features(data, utt_id, config, allow_pipe)
             except AsrError as exc:
                 log.warning("skipping %s: %s", utt_id, exc)
                 failed.append(utt_id)
@@ -847,55 +999,98 @@ def compute_datadir_features(
                 speaker_stats[speaker] += stats
             else:
                 speaker_stats[speaker] = stats
+            fault_point("utterance")
         if not scp_lines:
-            raise AsrError(f"{data_dir}: no utterance gave features ({len(failed)} failed)")
+            raise AsrError(f"{data.path}: no utterance gave features ({len(failed)} failed)")
+    return {
+        "scp_lines": scp_lines,
+        "frame_lines": frame_lines,
+        "failed": failed,
+        "speaker_stats": speaker_stats,
+        "total_frames": total_frames,
+    }
 
-    cmvn_lines: list[str] = []
-    with atomic_write(cmvn_ark_path, "wb") as ark:
-        for speaker in sorted(speaker_stats):
-            offset = _write_ark_entry(ark, speaker, speaker_stats[speaker].numpy())
-            cmvn_lines.append(f"{speaker} {cmvn_ark_path}:{offset}\n")
-    global_stats = sum(
-        speaker_stats.values(), torch.zeros(2, config.raw_dim + 1, dtype=torch.float64)
-    )
-    cmvn_global = data_dir / "cmvn_global.ark"
-    with atomic_write(cmvn_global, "wb") as handle:
-        kaldiio.matio.write_array(handle, global_stats.numpy())
-    with atomic_write(data_dir / "feats.scp") as handle:
-        handle.writelines(scp_lines)
-    with atomic_write(data_dir / "utt2num_frames") as handle:
-        handle.writelines(frame_lines)
-    with atomic_write(data_dir / "cmvn.scp") as handle:
-        handle.writelines(cmvn_lines)
-    with atomic_write(data_dir / "feats.yaml") as handle:
-        yaml.safe_dump(config.to_dict(), handle, sort_keys=False)
 
-    log.info(
-        "%s: %d utterances, %d frames of %s (dim %d) in %s; %d failed",
-        data_dir,
-        len(scp_lines),
-        total_frames,
-        config.kind,
-        config.raw_dim,
-        ark_path,
-        len(failed),
-    )
-    return FeatureSummary(
-        num_done=len(scp_lines),
-        num_failed=len(failed),
-        num_frames=total_frames,
-        ark_path=ark_path,
-        feats_scp=data_dir / "feats.scp",
-        cmvn_scp=data_dir / "cmvn.scp",
-        cmvn_global=cmvn_global,
-        failed=failed,
-    )
+def _utterance_features(
+    data: DataDir, utt_id: str, config: FeatureConfig, allow_pipe: bool
+) -> torch.Tensor:
+    """One utterance's raw features; AsrError naming its wav.scp line and file if unusable."""
+    wave, rate = data.load_audio(utt_id, config.sample_rate, allow_pipe=allow_pipe)
+    entry, _, _ = data.audio_entry(utt_id)
+    reco = data.segments[utt_id].recording if data.segments is not None else utt_id
+    where = f"{data.where('wav.scp', reco)}: utterance '{utt_id}' ({entry.strip()})"
+    try:
+        feats = extract_features(wave, rate, config)
+    except AsrError as exc:
+        raise type(exc)(f"{where}: {exc}") from None
+    if feats.shape[0] == 0:
+        raise AudioError(f"{where}: too short for one frame ({len(wave)} samples)")
+    return feats
+
+
+def _owner_tag(data_dir: Path) -> str:
+    """A short id of the data dir in its ark names, so that data dirs sharing one ark dir
+    (Kaldi's mfcc/ for train and test) never take each other's arks for leftovers."""
+    return hashlib.sha1(str(data_dir.resolve()).encode("utf-8")).hexdigest()[:10]
+
+
+@contextlib.contextmanager
+def _write_errors(path: Path) -> Iterator[None]:
+    """An OSError while writing ``path`` (full disk, file too large, no permission) -> one line."""
+    try:
+        yield
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise AsrError(f"{path}: cannot write: {reason}") from None
+
+
+@contextlib.contextmanager
+def _atomic(path: Path, mode: str = "w") -> Iterator[Any]:
+    with _write_errors(path), atomic_write(path, mode) as handle:
+        yield handle
+
+
+def _referenced_arks(data_dir: Path) -> set[Path]:
+    """The ark files that feats.scp and cmvn.scp of ``data_dir`` point into."""
+    arks: set[Path] = set()
+    for name in ("feats.scp", "cmvn.scp"):
+        path = data_dir / name
+        if not path.exists():
+            continue
+        for line in read_text_lines(path):  # an unreadable scp is an error, not "no arks"
+            parts = line.split(maxsplit=1)
+            if len(parts) == 2:
+                arks.add(Path(parts[1].strip().rpartition(":")[0]).resolve())
+    return arks
+
+
+def _remove_unreferenced_arks(
+    data_dir: Path, ark_dir: Path, tag: str, also: Iterable[Path] = ()
+) -> None:
+    """Remove this data dir's arks (by their tag) in ``ark_dir`` or ``also`` that neither scp
+    file points into; arks not named by this module (a Kaldi run's) are never touched."""
+    keep = _referenced_arks(data_dir)
+    candidates = [*ark_dir.glob(f"raw_*.{tag}.*.ark"), *ark_dir.glob(f"cmvn_*.{tag}.*.ark")]
+    candidates += [p for p in also if p.name.split(".")[1:2] == [tag] and p.suffix == ".ark"]
+    for path in candidates:
+        if path.resolve() not in keep and path.name.startswith(("raw_", "cmvn_")):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+
+def _remove_leftovers(data_dir: Path, ark_dir: Path, tag: str) -> None:
+    """What a killed run of this data dir left: temp files and arks no scp file references."""
+    stale = [ark_dir.glob(f".raw_*.{tag}.*.tmp"), ark_dir.glob(f".cmvn_*.{tag}.*.tmp")]
+    stale += [data_dir.glob(f".{name}.*.tmp") for name in _DATADIR_OUTPUTS]
+    for paths in stale:
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+    _remove_unreferenced_arks(data_dir, ark_dir, tag)
 
 
 def read_speaker_cmvn(data_dir: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Per-speaker CMVN stats from ``DATA_DIR/cmvn.scp`` (speaker id -> ``(2, dim+1)``)."""
-    import kaldiio
-
     path = Path(data_dir) / "cmvn.scp"
     if not path.exists():
         raise AsrError(f"{path}: file not found (run `asr features` first)")
@@ -906,8 +1101,6 @@ def read_speaker_cmvn(data_dir: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 def read_global_cmvn(data_dir: str | os.PathLike) -> torch.Tensor:
     """Global CMVN stats from ``DATA_DIR/cmvn_global.ark`` (one matrix, no key)."""
-    import kaldiio
-
     path = Path(data_dir) / "cmvn_global.ark"
     if not path.exists():
         raise AsrError(f"{path}: file not found (run `asr features` first)")

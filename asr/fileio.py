@@ -3,13 +3,43 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import re
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
 from asr.errors import DataDirError
+
+# Crash-consistency tests set this to "NAME:N[:KILL|TERM]": the Nth call of fault_point(NAME) in
+# the process then sends the process that signal (KILL by default). Named points sit where a
+# crash matters (before and after each atomic rename, between utterances and batches), so a test
+# can stop a run at exactly the same place every time instead of after a random delay.
+FAULT_ENV = "ASR_FAULT_AT"
+_fault_counts: dict[str, int] = {}
+
+
+def fault_point(name: str) -> None:
+    """Stop this process here when ``ASR_FAULT_AT`` names this point and its count is reached.
+
+    A no-op (one dictionary lookup) unless the variable is set; it exists only so that tests of
+    kill -9 and SIGTERM can choose their kill points deterministically.
+    """
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return
+    target, _, rest = spec.partition(":")
+    if target != name:
+        return
+    count_text, _, sig_name = rest.partition(":")
+    _fault_counts[name] = _fault_counts.get(name, 0) + 1
+    if _fault_counts[name] != int(count_text or 1):
+        return
+    sig = signal.SIGTERM if sig_name.upper() == "TERM" else signal.SIGKILL
+    os.kill(os.getpid(), sig)
 
 
 @contextlib.contextmanager
@@ -32,11 +62,33 @@ def atomic_write(
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        fault_point("before-rename")
         os.replace(tmp, path)
+        fault_point("after-rename")
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
+    """Delete the ``.NAME.XXXXXXXX.tmp`` files atomic_write made for ``path`` in a run that was
+    killed (kill -9 runs no cleanup) and return them. Only names of exactly that shape (mkstemp's
+    8 random characters) count, so another output's temp file is never touched; call it before
+    writing ``path`` again."""
+    path = Path(path)
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.tmp")
+    removed = []
+    try:
+        candidates = list(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
+    except OSError:
+        return removed
+    for candidate in candidates:
+        if pattern.fullmatch(candidate.name):
+            with contextlib.suppress(FileNotFoundError):
+                candidate.unlink()
+                removed.append(candidate)
+    return removed
 
 
 def _new_file_mode(path: Path) -> int:

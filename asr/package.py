@@ -7,6 +7,7 @@ use the same format with optimizer state added.
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,8 @@ from typing import Any
 import torch
 
 from asr.errors import PackageError
-from asr.fileio import atomic_write
+from asr.fileio import atomic_write, remove_stale_temps
+from asr.model import ModelConfig
 
 PACKAGE_FORMAT = "asr-model"
 # The format version this asr writes, and the oldest it still reads. Bump PACKAGE_VERSION when
@@ -58,8 +60,13 @@ def save_package(package: ModelPackage, path: str | os.PathLike, **additional: A
     """Write ``package`` atomically; ``additional`` keys (optimizer state, epoch) ride along."""
     payload = package.to_dict()
     payload.update(additional)
+    # serialised in memory first: torch.save turns a failed write (disk full, EFBIG) into an
+    # opaque RuntimeError, a plain write raises the OSError that callers report as one line
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    remove_stale_temps(path)  # what a killed earlier write of this file left
     with atomic_write(path, "wb") as handle:
-        torch.save(payload, handle)
+        handle.write(buffer.getbuffer())
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
@@ -95,17 +102,66 @@ def check_version(version: Any, path: str | os.PathLike) -> None:
         )
 
 
+# what every package must hold, and the type each must have (cmvn_stats and extra are optional)
+REQUIRED_KEYS = {
+    "state_dict": dict,
+    "model_config": dict,
+    "tokens": list,
+    "feature_config": dict,
+}
+
+
 def load_package(path: str | os.PathLike) -> ModelPackage:
-    """Load a model package written by ``save_package``."""
+    """Load a model package written by ``save_package``, checked (see ``check_package``)."""
     payload = load_checkpoint(path)
+    check_package(payload, path)
     return ModelPackage(
         state_dict=payload["state_dict"],
         model_config=payload["model_config"],
         tokens=payload["tokens"],
         feature_config=payload["feature_config"],
         cmvn_stats=payload.get("cmvn_stats"),
-        extra=payload.get("extra", {}),
+        extra=payload.get("extra") or {},
     )
+
+
+def check_package(payload: dict[str, Any], path: str | os.PathLike) -> None:
+    """One-line PackageError naming ``path`` unless ``payload`` is a usable package: every
+    required key present with its type, tokens all strings, a valid model config (ConfigError)
+    with one output per token, weights all tensors, and every
+    floating-point weight and the CMVN statistics finite (a NaN network decodes every input
+    to nothing, silently)."""
+    for key, kind in REQUIRED_KEYS.items():
+        if key not in payload:
+            raise PackageError(f"{path}: the package has no '{key}'; not a complete asr model")
+        if not isinstance(payload[key], kind):
+            raise PackageError(
+                f"{path}: '{key}' is a {type(payload[key]).__name__}, expected a {kind.__name__}"
+            )
+    if not all(isinstance(t, str) for t in payload["tokens"]):
+        raise PackageError(f"{path}: 'tokens' holds something other than strings")
+    # a ConfigError naming the file for a bad value, here where every reader passes
+    config = ModelConfig.from_dict(payload["model_config"], source=str(path))
+    if len(payload["tokens"]) != config.num_tokens:
+        # a token list longer than the network's outputs would never be emitted, a shorter one
+        # would be indexed past its end: either way the tokens are not this network's
+        raise PackageError(
+            f"{path}: {len(payload['tokens'])} tokens, but the network has {config.num_tokens} "
+            "outputs"
+        )
+    extra = payload.get("extra")
+    if extra is not None and not isinstance(extra, dict):
+        raise PackageError(f"{path}: 'extra' is a {type(extra).__name__}, expected a dict")
+    for name, tensor in payload["state_dict"].items():
+        if not isinstance(tensor, torch.Tensor):
+            raise PackageError(f"{path}: weight {name} is not a tensor")
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise PackageError(f"{path}: weight {name} holds NaN or infinite values")
+    stats = payload.get("cmvn_stats")
+    if stats is not None and (
+        not isinstance(stats, torch.Tensor) or not bool(torch.isfinite(stats).all())
+    ):
+        raise PackageError(f"{path}: the CMVN statistics are not a finite tensor")
 
 
 # extra keys that `asr package` fills with a file given on its command line

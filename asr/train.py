@@ -24,18 +24,22 @@ Under ``torchrun`` every process builds the same length-bucketed batch list and 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import logging
 import math
 import os
+import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from asr import plateau
 from asr.config import check_known_keys, load_yaml_mapping, validated_dataclass
 from asr.dataset import (
     Example,
@@ -47,7 +51,8 @@ from asr.dataset import (
 )
 from asr.distributed import World, world_from_env
 from asr.errors import ConfigError, DataDirError, TrainingError
-from asr.fileio import atomic_write
+from asr.fileio import atomic_write, fault_point
+from asr.model import AcousticModel, ModelConfig
 from asr.package import ModelPackage, load_checkpoint, save_package
 from asr.tokens import UNITS, TokenList
 
@@ -84,6 +89,17 @@ class TrainConfig:
     # a model package (path relative to the working directory) whose weights start the run;
     # see _Trainer.init_from. Ignored when --resume continues from a checkpoint.
     init_from: str | None = None
+    # Shortest-first batches, unshuffled, for the first N epochs: SortaGrad (Amodei et al. 2016,
+    # DeepSpeech 2; EESEN sorts by length too). Short utterances have few alignments to choose
+    # from, so CTC finds its first spikes sooner; see asr.plateau for what was measured.
+    sortagrad_epochs: int = 0
+    # Recovery from the CTC plateau (asr.plateau): when the dev TER has stayed at or above
+    # plateau_ter % for plateau_patience epochs since the (re)start, the weights are drawn anew
+    # from the next seed and the optimizer starts over, at most plateau_restarts times; after
+    # that the run says it is stuck. plateau_patience 0 turns this off.
+    plateau_patience: int = 8
+    plateau_ter: float = 90.0
+    plateau_restarts: int = 3
 
     def __post_init__(self) -> None:
         self.validate()
@@ -105,7 +121,7 @@ class TrainConfig:
         if self.spec_augment is not None:
             if not isinstance(self.spec_augment, Mapping):
                 raise ConfigError(f"{source}: spec_augment must be a mapping of options")
-            self.spec_augment_config()  # raises ConfigError naming the bad option
+            self.spec_augment_config(f"{source}: spec_augment")  # names the bad option
         if self.init_from is not None and (
             not isinstance(self.init_from, str) or not self.init_from.strip()
         ):
@@ -118,12 +134,17 @@ class TrainConfig:
                 isinstance(value, bool) or not isinstance(value, int | float)
             ):
                 raise ConfigError(f"{source}: {f.name} must be a number, got {value!r}")
+            # YAML's .inf and .nan are floats: lr .inf trained a NaN model and exited 0
+            if f.type == "float" and not math.isfinite(value):
+                raise ConfigError(f"{source}: {f.name} must be a finite number, got {value!r}")
             if f.type == "int" and not isinstance(value, int):
                 raise ConfigError(f"{source}: {f.name} must be an integer, got {value!r}")
             if f.type == "bool" and not isinstance(value, bool):
                 raise ConfigError(f"{source}: {f.name} must be true or false, got {value!r}")
         if self.lr <= 0 or self.max_epochs < 1 or self.batch_frames < 1:
             raise ConfigError(f"{source}: lr, max_epochs and batch_frames must be positive")
+        if not 0 < self.plateau_ter <= 100:
+            raise ConfigError(f"{source}: plateau_ter must be a percentage in (0, 100]")
         if not 0 < self.lr_halving_factor <= 1:
             raise ConfigError(f"{source}: lr_halving_factor must be in (0, 1]")
         negative = [
@@ -147,13 +168,13 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def spec_augment_config(self) -> Any:
+    def spec_augment_config(self, source: str = "training.spec_augment") -> Any:
         """The ``SpecAugmentConfig`` of ``spec_augment`` (None when SpecAugment is off)."""
         if self.spec_augment is None:
             return None
         from asr.spec_augment import SpecAugmentConfig
 
-        return SpecAugmentConfig.from_dict(dict(self.spec_augment), "training.spec_augment")
+        return SpecAugmentConfig.from_dict(dict(self.spec_augment), source)
 
 
 def load_train_config(
@@ -165,10 +186,16 @@ def load_train_config(
         source = str(config)
         config = load_yaml_mapping(config, "training config")
     check_known_keys(config, ("model", "training"), source, "section")
-    model = dict(config.get("model") or {})
+    section = config.get("model") or {}
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"{source}: model must be a mapping of options")
+    model = dict(section)
     for name in ("input_dim", "num_tokens"):
         if name in model:
             raise ConfigError(f"{source}: model.{name} is taken from the data; remove it")
+    # Checked here, against placeholder data sizes, so that an error names this file (the
+    # model is built only after the data is read, where the file is no longer known)
+    ModelConfig.from_dict({**model, "input_dim": 1, "num_tokens": 2}, f"{source}: model")
     return model, TrainConfig.from_dict(config.get("training") or {}, source)
 
 
@@ -214,6 +241,17 @@ def batch_seed(seed: int, epoch: int, number: int) -> int:
 
 def _cpu_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+@contextlib.contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """Turn a failed write (disk full, file too large, no permission) into one line naming
+    ``path``. atomic_write has removed its temp file by then: the old file, if any, is intact,
+    and so is the last checkpoint, from which --resume goes on once there is room."""
+    try:
+        yield
+    except OSError as exc:
+        raise TrainingError(f"{path}: cannot write ({exc.strerror or exc})") from None
 
 
 def _write_history(path: Path, history: Sequence[Mapping[str, float]]) -> None:
@@ -344,7 +382,6 @@ class _Trainer:
         progress: bool,
         world: World,
     ) -> None:
-        from asr.model import AcousticModel, ModelConfig
         from asr.precision import precision_name, resolve_precision
         from asr.train_step import TrainStep
 
@@ -468,9 +505,19 @@ class _Trainer:
             model_config=self.model_config.to_dict(),
             tokens=list(self.tokens.symbols),
             feature_config=self.train_set.config_dict,
-            cmvn_stats=self.train_set.global_stats,
+            cmvn_stats=self._package_stats(),
             extra=extra,
         )
+
+    def _package_stats(self) -> torch.Tensor | None:
+        """The global CMVN statistics for the package. Only global CMVN normalizes with them
+        (training already refused non-finite ones there); under per-speaker or per-utterance
+        CMVN a NaN utterance that training skipped would leave them NaN, and a package with
+        non-finite statistics is refused on load, so they are left out."""
+        stats = self.train_set.global_stats
+        if self.train_set.config.cmvn != "global" and not bool(torch.isfinite(stats).all()):
+            return None
+        return stats
 
     def train_config_dict(self) -> dict[str, Any]:
         model = self.model_config.to_dict()
@@ -481,20 +528,40 @@ class _Trainer:
         init = self.state.get("init_from")
         return {"init_from": init} if init else {}
 
+    def on_main(self, write: Callable[[], None]) -> None:
+        """Run ``write`` in rank 0 and wait for it in every process. A failed write
+        (TrainingError) is raised in every process, so that none waits for rank 0 forever."""
+        from asr.distributed import all_gather_objects
+
+        problem = ""
+        if self.world.is_main:
+            try:
+                write()
+            except TrainingError as exc:
+                problem = str(exc)
+        problem = all_gather_objects(problem)[0]  # rank 0's word; also the barrier
+        if problem:
+            raise TrainingError(problem)
+
     def save_epoch(self) -> None:
         """Rank 0 writes the epoch's files; every process waits until they are complete."""
-        if self.world.is_main:
-            epoch = self.state["epoch"]
-            extra = {
-                "train_config": self.train_config_dict(),
-                "epoch": epoch,
-                "unit": self.cfg.unit,
-                **self.init_extra(),
-            }
-            weights = _cpu_state_dict(self.model)
-            save_package(self.package(weights, extra), self.exp_dir / f"epoch-{epoch}.pt")
-            self.write_reports()
-            # The checkpoint goes last: it is the commit point of the epoch.
+        self.on_main(self._write_epoch)
+
+    def _write_epoch(self) -> None:
+        epoch = self.state["epoch"]
+        extra = {
+            "train_config": self.train_config_dict(),
+            "epoch": epoch,
+            "unit": self.cfg.unit,
+            **self.init_extra(),
+        }
+        weights = _cpu_state_dict(self.model)
+        path = self.exp_dir / f"epoch-{epoch}.pt"
+        with _writing(path):
+            save_package(self.package(weights, extra), path)
+        self.write_reports()
+        # The checkpoint goes last: it is the commit point of the epoch.
+        with _writing(self.exp_dir / CHECKPOINT):
             save_package(
                 self.package(weights, extra),
                 self.exp_dir / CHECKPOINT,
@@ -502,19 +569,19 @@ class _Trainer:
                 train_state=self.state,
                 scaler=self.step.scaler.state_dict(),
             )
-        from asr.distributed import barrier
-
-        barrier()
 
     def write_reports(self) -> None:
         from asr.curves import plot_curves
 
         history = self.state["history"]
-        _write_history(self.exp_dir / "history.tsv", history)
+        with _writing(self.exp_dir / "history.tsv"):
+            _write_history(self.exp_dir / "history.tsv", history)
         done = self.state.get("done", "")
-        _write_log(self.exp_dir / "train.log", self.state["notes"], history, done)
+        with _writing(self.exp_dir / "train.log"):
+            _write_log(self.exp_dir / "train.log", self.state["notes"], history, done)
         if history:
-            plot_curves(history, self.exp_dir / "curves.png")
+            with _writing(self.exp_dir / "curves.png"):
+                plot_curves(history, self.exp_dir / "curves.png")
 
     def init_from(self, path: str) -> None:
         """Start from the weights of the model package at ``path`` (see init_from_package)."""
@@ -575,7 +642,8 @@ class _Trainer:
             f"resumed after epoch {self.state['epoch']} with {self.world.size} process(es)"
         )
         self.state["done"] = ""
-        if self.state["stop_reason"] == f"max_epochs {self.state['epoch']}" and (
+        reason = self.state["stop_reason"].split(";")[0]
+        if reason == f"max_epochs {self.state['epoch']}" and (
             self.state["epoch"] < self.cfg.max_epochs
         ):
             self.state["stop_reason"] = ""  # max_epochs was raised: carry on
@@ -624,8 +692,11 @@ class _Trainer:
 
         self.model.train()
         torch.manual_seed(epoch_seed(self.seed, epoch, self.world.rank))
-        # The order is the same in every process; each takes its share of it.
-        batches = self._batches(self.train_examples, self.seed * 1_000_003 + epoch)
+        # The order is the same in every process; each takes its share of it. SortaGrad's
+        # epochs (counted from the last plateau restart) go shortest first, unshuffled.
+        sorted_epoch = epoch - self.state.get("restart_epoch", 0) <= self.cfg.sortagrad_epochs
+        shuffle_seed = None if sorted_epoch else self.seed * 1_000_003 + epoch
+        batches = self._batches(self.train_examples, shuffle_seed)
         mine = self._my_batches(batches, even=True)
         total_loss, total_tokens, skipped = 0.0, 0, 0
         bar = tqdm(total=len(mine), desc=f"epoch {epoch}", unit="batch", disable=not self.progress)
@@ -637,6 +708,7 @@ class _Trainer:
                 target_lengths,
                 augment_seed=batch_seed(self.seed, epoch, int(number)),
             )
+            fault_point("batch")  # crash tests stop here: mid-epoch, the optimizer stepped
             bar.update(1)
             if result.loss is None:
                 skipped += 1
@@ -713,7 +785,11 @@ class _Trainer:
     def update_schedule(self, dev_loss: float) -> None:
         """Newbob-style: halve the lr after a patience of flat epochs; stop after a longer one."""
         s, cfg = self.state, self.cfg
-        if dev_loss < s["best_dev_loss"] * (1.0 - cfg.min_improvement) or s["best_epoch"] == 0:
+        # a NaN or infinite dev loss is never an improvement: NaN compares false with
+        # everything, and the first epoch used to become the best whatever its loss
+        if math.isfinite(dev_loss) and (
+            s["best_epoch"] == 0 or dev_loss < s["best_dev_loss"] * (1.0 - cfg.min_improvement)
+        ):
             s["best_dev_loss"], s["best_epoch"] = dev_loss, s["epoch"]
             s["bad_epochs"] = s["bad_since_halving"] = 0
             return
@@ -734,6 +810,8 @@ class _Trainer:
         s = self.state
         while not s["stop_reason"] and s["epoch"] < self.cfg.max_epochs:
             epoch = s["epoch"] + 1
+            if s.get("restart_pending") is not None:
+                self.restart_weights(s.pop("restart_pending"))
             start = time.monotonic()
             lr = float(self.optimizer.param_groups[0]["lr"])
             train_loss = self.run_epoch(epoch)
@@ -749,6 +827,7 @@ class _Trainer:
             }
             s["history"].append(record)
             self.update_schedule(dev_loss)
+            self.check_plateau()
             if not s["stop_reason"] and epoch >= self.cfg.max_epochs:
                 s["stop_reason"] = f"max_epochs {epoch}"
             logger.info(format_epoch(record))
@@ -756,10 +835,78 @@ class _Trainer:
             if epoch_callback is not None:
                 epoch_callback(record)
 
+    def check_plateau(self) -> None:
+        """Restart from new weights when the run is stuck on the CTC plateau (asr.plateau).
+
+        Also when early stopping or the lr floor would end a run that never left the plateau:
+        stopping there would keep a model that emits nothing, whatever its patience said. A
+        run that ends on the plateau (restarts used up, or max_epochs) says so in its stop
+        reason, the summary line and train.log.
+        """
+        s, cfg = self.state, self.cfg
+        if cfg.plateau_patience == 0:
+            return
+        since = s.get("restart_epoch", 0)
+        stuck = plateau.is_stuck(s["history"], since, cfg.plateau_patience, cfg.plateau_ter)
+        last = bool(s["stop_reason"]) or s["epoch"] >= cfg.max_epochs
+        ending = last and plateau.is_stuck(s["history"], since, 1, cfg.plateau_ter)
+        if not (stuck or ending):
+            return
+        restarts = s.get("plateau_restarts", 0)
+        flat = plateau.epochs_on_plateau(s["history"], since, cfg.plateau_ter)
+        what = f"stuck on the CTC plateau: dev TER >= {cfg.plateau_ter:g}% for {flat} epochs"
+        if restarts >= cfg.plateau_restarts or s["epoch"] >= cfg.max_epochs:
+            reason = f"{what} after {restarts} restart(s)"
+            if not s["stop_reason"] and s["epoch"] >= cfg.max_epochs:
+                reason = f"max_epochs {s['epoch']}; {reason}"  # a resume may raise max_epochs
+            s["stop_reason"] = reason
+            logger.warning("%s: %s", self.exp_dir, s["stop_reason"])
+            return
+        restarts += 1
+        new_seed = plateau.restart_seed(self.seed, restarts)
+        # the new weights are drawn when the next epoch starts, so that this epoch's files hold
+        # the weights it evaluated and a kill in between resumes into the same restart
+        s.update(
+            restart_pending=new_seed,
+            plateau_restarts=restarts,
+            restart_epoch=s["epoch"],
+            best_dev_loss=math.inf,
+            best_epoch=0,
+            bad_epochs=0,
+            bad_since_halving=0,
+            stop_reason="",
+        )
+        note = (
+            f"epoch {s['epoch']}: {what}; restart {restarts} of {cfg.plateau_restarts} "
+            f"with new weights (seed {new_seed}) and lr {cfg.lr:g}"
+        )
+        s["notes"].append(note)
+        logger.warning(note)
+
+    def restart_weights(self, seed: int) -> None:
+        """New weights drawn as a fresh run seeded ``seed`` would, and a fresh optimizer."""
+        torch.manual_seed(seed)
+        fresh = AcousticModel(self.model_config)
+        with torch.no_grad():
+            self.model.load_state_dict(fresh.state_dict())
+        # the moments of the stuck run would steer the new weights back where they came from
+        self.optimizer.state.clear()
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.cfg.lr
+
     def finish(self, elapsed: float) -> TrainSummary:
         s = self.state
+        if s["best_epoch"] == 0:  # update_schedule never takes a non-finite dev loss as best
+            raise TrainingError(
+                f"{self.exp_dir}: the dev loss was NaN or infinite in every epoch "
+                f"(1-{s['epoch']}); no final.pt written. Lower lr or check the dev features"
+            )
         best = s["history"][s["best_epoch"] - 1]
-        best_payload = load_checkpoint(self.exp_dir / f"epoch-{s['best_epoch']}.pt")
+        best_path = self.exp_dir / f"epoch-{s['best_epoch']}.pt"
+        best_payload = load_checkpoint(best_path)
+        if not all(torch.isfinite(w).all() for w in best_payload["state_dict"].values()):
+            # never a package that transcribes nothing but NaN, whatever the dev loss said
+            raise TrainingError(f"{best_path}: NaN or infinite weights; no final.pt written")
         extra = {
             "train_config": self.train_config_dict(),
             "unit": self.cfg.unit,
@@ -769,8 +916,12 @@ class _Trainer:
             **self.init_extra(),
         }
         final_path = self.exp_dir / FINAL
-        if self.world.is_main:
-            save_package(self.package(best_payload["state_dict"], extra), final_path)
+
+        def write_final() -> None:
+            with _writing(final_path):
+                save_package(self.package(best_payload["state_dict"], extra), final_path)
+
+        self.on_main(write_final)
         summary = TrainSummary(
             best_epoch=s["best_epoch"],
             best_dev_loss=best["dev_loss"],
@@ -782,12 +933,8 @@ class _Trainer:
             history=list(s["history"]),
         )
         s["done"] = "done: " + summary.line()
-        if self.world.is_main:
-            self.write_reports()
+        self.on_main(self.write_reports)
         logger.info(summary.line())
-        from asr.distributed import barrier
-
-        barrier()
         return summary
 
 
@@ -810,6 +957,81 @@ def _train_texts(features: FeatureSet, text_path: Path) -> list[str]:
 
     texts = read_map(text_path, allow_empty=True)
     return [texts[u] for u in features.ids if u in texts]
+
+
+LOCK = ".lock"
+# the temp files atomic_write leaves beside our outputs when a run is killed with SIGKILL
+_STALE_TEMP = re.compile(
+    r"\.(checkpoint\.pt|final\.pt|epoch-\d+\.pt|history\.tsv|train\.log|curves\.png"
+    r"|tokens\.txt)\..+\.tmp"
+)
+
+
+def _lock_exp_dir(exp_dir: Path) -> int:
+    """Create ``exp_dir`` and take an exclusive flock on ``exp_dir/.lock`` (holding our pid).
+
+    Two runs writing one exp dir at once would leave final.pt of one and epoch-N.pt of the
+    other, so a second run stops here with one line naming the holder. flock, not a pid file:
+    the kernel drops the lock when its process dies, so a run killed with -9 blocks nothing.
+    Returns the descriptor that holds the lock (see _unlock_exp_dir).
+    """
+    path = exp_dir / LOCK
+    try:
+        exp_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TrainingError(f"{exp_dir}: cannot create the exp dir ({exc.strerror})") from None
+    while True:
+        with _writing(path):
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            if isinstance(exc, BlockingIOError):
+                raise TrainingError(
+                    f"{exp_dir}: in use by another asr train (pid {holder}); wait for it to "
+                    "finish, or use another exp dir"
+                ) from None
+            raise TrainingError(f"{path}: cannot lock ({exc.strerror})") from None
+        # the holder removes the file as it lets go: if it did so between our open and our
+        # flock, we hold a lock on a file no one else will open; take the new one instead
+        try:
+            current = os.stat(path)
+        except FileNotFoundError:
+            current = None
+        mine = os.fstat(fd)
+        if current and (current.st_dev, current.st_ino) == (mine.st_dev, mine.st_ino):
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+    except OSError as exc:
+        os.close(fd)
+        raise TrainingError(f"{path}: cannot write ({exc.strerror})") from None
+    return fd
+
+
+def _unlock_exp_dir(exp_dir: Path, fd: int) -> None:
+    # removed while still held, so that no other run can lock this inode after we let go
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(exp_dir / LOCK)
+    os.close(fd)
+
+
+def _save_tokens(tokens: TokenList, path: Path) -> None:
+    with _writing(path):
+        tokens.save(path)
+
+
+def _remove_stale_temps(exp_dir: Path) -> None:
+    """Remove the temp files a killed run left; called under the lock, so none is in use."""
+    for path in sorted(exp_dir.iterdir()):
+        if _STALE_TEMP.fullmatch(path.name):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            logger.info("removed %s, left by an interrupted run", path)
 
 
 def train(
@@ -842,6 +1064,12 @@ def train(
 
     Run under ``torchrun`` it trains with DistributedDataParallel; ``device`` "cuda" then means
     each process's ``LOCAL_RANK`` GPU.
+
+    One run at a time per ``exp_dir``: rank 0 holds a lock on ``exp_dir/.lock`` while it runs,
+    and a second run stops at once with a TrainingError naming the holder's pid. Under the
+    lock, temp files that a killed run left beside the outputs are removed. A write that fails
+    (disk full, no permission) is a TrainingError naming the file; the last checkpoint is
+    then intact and ``resume`` goes on from it.
     """
     from asr import distributed
 
@@ -867,12 +1095,19 @@ def train(
             f"{checkpoint}: exists; pass --resume to continue that run, or use a new exp dir"
         )
     distributed.init(world, dev)
+    locks: list[int] = []
     try:
         trainer = _Trainer(
             model_section, cfg, Path(train_dir), Path(dev_dir), exp_dir, seed, dev, progress, world
         )
+        # rank 0 writes, so rank 0 locks; the others learn of a refusal from it
+        trainer.on_main(lambda: locks.append(_lock_exp_dir(exp_dir)))
+        if checkpoint.exists() and not resume:  # again: a run may have written it meanwhile
+            raise ConfigError(
+                f"{checkpoint}: exists; pass --resume to continue that run, or use a new exp dir"
+            )
         if world.is_main:
-            exp_dir.mkdir(parents=True, exist_ok=True)
+            _remove_stale_temps(exp_dir)
         if resume and checkpoint.exists():
             trainer.resume(checkpoint)
             if (
@@ -887,10 +1122,10 @@ def train(
                 logger.info("%s: no checkpoint, starting from scratch", checkpoint)
             if cfg.init_from:
                 trainer.init_from(cfg.init_from)
-        if world.is_main:
-            trainer.tokens.save(exp_dir / "tokens.txt")
-        distributed.barrier()
+        trainer.on_main(lambda: _save_tokens(trainer.tokens, exp_dir / "tokens.txt"))
         trainer.fit(epoch_callback)
         return trainer.finish(time.monotonic() - begin)
     finally:
+        if locks:
+            _unlock_exp_dir(exp_dir, locks[0])
         distributed.shutdown()

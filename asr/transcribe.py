@@ -257,7 +257,12 @@ class Recognizer:
                 raise AudioError(f"{source}: sample rate {rate!r} is not a positive integer")
             return source, np.ascontiguousarray(resample(wave, int(rate), self.sample_rate))
         source = os.fspath(item)
-        wave, _ = load_audio(source, self.sample_rate)
+        try:
+            wave, _ = load_audio(source, self.sample_rate)
+        except OSError as exc:
+            # load_audio names most problems itself; an OS error from below it (permission
+            # denied, an I/O error) must still be this input's one line, not the batch's end
+            raise AudioError(f"{source}: cannot read ({exc.strerror or exc})") from None
         return source, wave
 
     # --- the pipeline -----------------------------------------------------------------------

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from asr.ctc_timing import TimedUnit
 from asr.errors import ConfigError
-from asr.fileio import atomic_write
+from asr.fileio import atomic_write, remove_stale_temps
 from asr.transcribe import Transcript
 
 FORMATS = ("txt", "json", "srt", "vtt", "tsv", "ctm")
@@ -151,13 +151,20 @@ def write_transcript(
 ) -> list[Path]:
     """Write ``out_dir/stem.<fmt>`` for each format (atomically); return the paths written.
 
-    ``stem`` may hold sub-directories (``a/b``), which are created.
+    ``stem`` may hold sub-directories (``a/b``), which are created. The temporary files a
+    killed earlier run left for these same outputs are removed first. A file that cannot be
+    written raises OSError with its errno and ``filename`` set to that output's path (not to
+    the temporary file's).
     """
     paths = []
     for fmt in formats:
         text = format_transcript(transcript, fmt, Path(stem).name)
         path = Path(out_dir) / f"{stem}.{fmt}"
-        with atomic_write(path) as handle:
-            handle.write(text)
+        try:
+            remove_stale_temps(path)
+            with atomic_write(path) as handle:
+                handle.write(text)
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
         paths.append(path)
     return paths

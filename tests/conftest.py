@@ -1,11 +1,15 @@
-"""Shared fixtures: where ../shared is, and the rule that CI must have it."""
+"""Shared fixtures: where ../shared is, the rule that CI must have every oracle, and the
+precision switch that lets one machine run a test as a CPU with and without native bf16."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import tarfile
 from pathlib import Path
+from types import ModuleType
+from typing import NoReturn
 
 import pytest
 
@@ -21,15 +25,61 @@ def tar_link(name: str, target: str, kind: bytes) -> tarfile.TarInfo:
     return info
 
 
+def missing(message: str) -> NoReturn:
+    """A required corpus, tool or oracle is absent: skip locally, fail when CI=true.
+
+    CI installs everything `make setup` lists, so there a missing oracle is an error, not a
+    silent skip that would let the check it guards pass unseen.
+    """
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message, allow_module_level=True)
+
+
+def required_module(name: str, install: str) -> ModuleType:
+    """Import ``name`` (an oracle the tests compare against); missing -> :func:`missing`."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        missing(f"Python module {name} not installed ({install})")
+
+
+def required_tool(name: str, install: str) -> str:
+    """The path of program ``name`` on PATH; missing -> :func:`missing`."""
+    found = shutil.which(name)
+    if found is None:
+        missing(f"{name} not found on PATH ({install})")
+    return found
+
+
 def shared_path(*parts: str) -> Path:
     """Return a path under ../shared; skip when absent, fail when CI=true (it must be there)."""
     path = SHARED.joinpath(*parts)
     if not path.exists():
-        message = f"{path} not found (set ASR_SHARED to the shared folder)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        missing(f"{path} not found (set ASR_SHARED to the shared folder)")
     return path
+
+
+def cpu_flags_have_bf16() -> bool | None:
+    """Whether /proc/cpuinfo lists a native bf16 instruction set (AVX-512 BF16 or AMX BF16);
+    None where there is no such file or no x86 flags line (then the test cannot tell)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            return bool({"avx512_bf16", "amx_bf16"} & set(value.split()))
+    return None
+
+
+@pytest.fixture(params=["0", "1"], ids=["cpu_bf16=0", "cpu_bf16=1"])
+def cpu_bf16(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Runs the test twice: as a CPU without native bf16 (ASR_CPU_BF16=0) and as one with it
+    (ASR_CPU_BF16=1, emulated where the CPU lacks it); the value is whether bf16 is on."""
+    monkeypatch.setenv("ASR_CPU_BF16", request.param)
+    return request.param == "1"
 
 
 @pytest.fixture
@@ -60,7 +110,8 @@ def tiny_trained_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, 
     write_synthetic(root / "test", 20, seed=3)
     config = {
         "model": {"num_layers": 1, "hidden_size": 24},
-        "training": {"lr": 0.02, "max_epochs": 6, "batch_frames": 80},
+        # fp32: the WER thresholds of the tests that use it must not depend on the CPU
+        "training": {"lr": 0.02, "max_epochs": 6, "batch_frames": 80, "precision": "fp32"},
     }
     train(config, root / "train", root / "dev", root / "exp", threads=1, progress=False)
     return root / "exp" / "final.pt", root / "test"
@@ -76,10 +127,7 @@ def sctk_tool(name: str) -> list[str]:
         return [name]
     if shutil.which("sctk"):
         return ["sctk", name]
-    message = f"{name} not found (Debian package sctk: apt-get install sctk)"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+    missing(f"{name} not found (Debian package sctk: apt-get install sctk)")
 
 
 @pytest.fixture

@@ -8,9 +8,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import missing
 
 from asr.arpa import ArpaError, check_arpa, normalize_arpa, read_arpa
 from asr.errors import AsrError
+from asr.ngram_lm import LmError, kenlm_binary
 
 # A hand-made trigram model (numbers chosen, not estimated) with every kind of line: unigrams with
 # and without backoff, a missing backoff; tabs after the probability and before the backoff, as
@@ -167,28 +169,48 @@ def test_read_arpa_backoff_scoring_by_hand(tmp_path: Path) -> None:
     assert scores == pytest.approx([-0.4, -0.1, -0.05, -0.45])
 
 
-def test_read_arpa_without_unk_scores_oov_as_kenlm_does(tmp_path: Path) -> None:
-    text = VALID.replace("ngram 1=6", "ngram 1=5").replace("-1.0\t<unk>\t0\n", "")
-    model = read_arpa(write(tmp_path, text))
-    assert model.log10_prob(["a"], "zz") == pytest.approx(-0.3 - 100.0)
-
-
-def _build_binary() -> Path | None:
-    from asr.ngram_lm import LmError, kenlm_binary
-
+def kenlm_tool(name: str) -> Path:
+    """KenLM's program ``name``, the oracle of these tests: a skip locally, an error under CI."""
     try:
-        return kenlm_binary("build_binary")
-    except LmError:
-        return None
+        return kenlm_binary(name)
+    except LmError as error:
+        missing(str(error))
+
+
+def kenlm_word_scores(path: Path, sentences: list[str]) -> list[list[float]]:
+    """KenLM's ``query``: the log10 probability of each word of each sentence, then </s>."""
+    result = subprocess.run(
+        [kenlm_tool("query"), path],
+        input="\n".join(sentences) + "\n",
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if "Total: " in line]
+    assert len(lines) == len(sentences), result.stdout
+    # each field: "word=vocab_id ngram_length log10_prob"; the last one is the sentence total
+    return [[float(f.split()[-1]) for f in line.split("\t")[:-1]] for line in lines]
+
+
+def test_read_arpa_without_unk_scores_oov_as_kenlm_does(tmp_path: Path) -> None:
+    """KenLM gives a model without <unk> a log10 probability of -100 for it; so does read_arpa,
+    also inside a history and after back-offs."""
+    text = VALID.replace("ngram 1=6", "ngram 1=5").replace("-1.0\t<unk>\t0\n", "")
+    path = write(tmp_path, text)
+    model = read_arpa(path)
+    sentences = ["a zz", "zz b", "b zz c a"]
+    ours = [model.sentence_log10(s.split()) for s in sentences]
+    kenlm = kenlm_word_scores(path, sentences)
+    for theirs, mine in zip(kenlm, ours, strict=True):
+        assert mine == pytest.approx(theirs, abs=1e-5)
+    assert min(min(k) for k in kenlm) < -100  # the OOV was scored, not left out
 
 
 @pytest.mark.parametrize("case", sorted(MALFORMED))
 def test_kenlm_rejects_what_we_reject(tmp_path: Path, case: str) -> None:
     """Our checker is no stricter than KenLM on these: KenLM's build_binary fails on them too
     (and loads the valid file)."""
-    build_binary = _build_binary()
-    if build_binary is None:
-        pytest.skip("KenLM's build_binary not built (tools/install_kenlm.sh)")
+    build_binary = kenlm_tool("build_binary")
     valid = write(tmp_path, VALID, "valid.arpa")
     ok = subprocess.run([build_binary, valid, tmp_path / "v.bin"], capture_output=True)
     assert ok.returncode == 0, ok.stderr.decode()
@@ -202,23 +224,12 @@ def test_kenlm_rejects_what_we_reject(tmp_path: Path, case: str) -> None:
 
 def test_kenlm_scores_match_read_arpa(tmp_path: Path) -> None:
     """KenLM's query on the hand-made model gives the back-off scores read_arpa computes."""
-    from asr.ngram_lm import LmError, kenlm_binary
-
-    try:
-        query = kenlm_binary("query")
-    except LmError:
-        pytest.skip("KenLM's query not built (tools/install_kenlm.sh)")
     path = write(tmp_path, VALID)
     model = read_arpa(path)
     sentences = ["a b c", "a c", "b zz a", "c c b a"]
-    result = subprocess.run(
-        [query, path], input="\n".join(sentences) + "\n", capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stderr
-    lines = [line for line in result.stdout.splitlines() if "Total: " in line]
-    totals = [float(line.split("Total: ")[1].split()[0]) for line in lines]
-    expected = [sum(model.sentence_log10(s.split())) for s in sentences]
-    assert totals == pytest.approx(expected, abs=1e-5)
+    kenlm = kenlm_word_scores(path, sentences)
+    for sentence, theirs in zip(sentences, kenlm, strict=True):
+        assert model.sentence_log10(sentence.split()) == pytest.approx(theirs, abs=1e-5)
 
 
 def test_normalize_space_separated_file(tmp_path: Path) -> None:
@@ -236,9 +247,8 @@ def test_normalize_space_separated_file(tmp_path: Path) -> None:
     # real problems are still reported by line
     with pytest.raises(ArpaError, match=r"bad\.arpa:17: word 'zzz'"):
         normalize_arpa(write(tmp_path, replace_line(VALID, 17, "-0.5 b zzz"), "bad.arpa"), out)
-    build_binary = _build_binary()
-    if build_binary is not None:
-        plain = write(tmp_path, VALID.replace("\t", " "), "spaced.arpa")
-        for path, ok in ((plain, False), (out, True)):
-            result = subprocess.run([build_binary, path, tmp_path / "x.bin"], capture_output=True)
-            assert (result.returncode == 0) == ok, path
+    build_binary = kenlm_tool("build_binary")
+    plain = write(tmp_path, VALID.replace("\t", " "), "spaced.arpa")
+    for path, ok in ((plain, False), (out, True)):
+        result = subprocess.run([build_binary, path, tmp_path / "x.bin"], capture_output=True)
+        assert (result.returncode == 0) == ok, path

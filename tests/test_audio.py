@@ -7,14 +7,18 @@ cannot (float WAV, FLAC, MP3, Ogg).
 
 from __future__ import annotations
 
+import os
 import struct
+import subprocess
 import sys
+import threading
 import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+from unreadable import unreadable
 
 from asr.audio import (
     audio_duration,
@@ -391,6 +395,96 @@ def test_failing_pipe_names_the_command(command, problem):
 def test_ark_entries_are_refused(tmp_path):
     with pytest.raises(AudioError, match="not an audio file path"):
         load_audio_entry(f"{tmp_path}/wav.ark:1234")
+
+
+def test_unreadable_file_is_one_line_permission_denied(tmp_path):
+    path = good_wav(tmp_path)
+    prefix = unreadable(path)
+    code = (
+        "import sys\n"
+        "from asr.audio import load_audio\n"
+        "from asr.errors import AudioError\n"
+        "try:\n"
+        "    load_audio(sys.argv[1])\n"
+        "except AudioError as exc:\n"
+        "    print(exc)\n"
+    )
+    result = subprocess.run(
+        [*prefix, sys.executable, "-c", code, str(path)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr  # AudioError, not a traceback
+    assert result.stdout.splitlines() == [f"{path}: permission denied (cannot read the audio file)"]
+
+
+def _feed(path: str | os.PathLike | int, data: bytes) -> threading.Thread:
+    def write() -> None:
+        with open(path, "wb") as handle:
+            handle.write(data)
+
+    thread = threading.Thread(target=write, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_named_pipe_is_read_as_audio(tmp_path):
+    source = good_wav(tmp_path)
+    expected, rate = load_audio(source)
+    fifo = tmp_path / "stream.wav"
+    os.mkfifo(fifo)
+    thread = _feed(fifo, source.read_bytes())
+    samples, got_rate = load_audio(fifo)
+    thread.join()
+    assert got_rate == rate
+    np.testing.assert_array_equal(samples, expected)
+    thread = _feed(fifo, source.read_bytes())
+    assert audio_duration(fifo) == pytest.approx(len(expected) / rate)
+    thread.join()
+
+
+def test_process_substitution_path_is_read_as_audio(tmp_path):
+    # bash's <(cat f.wav) hands the program /dev/fd/N, the read end of a pipe.
+    source = tmp_path / "x.flac"
+    sf.write(source, sine(300), RATE, subtype="PCM_16")
+    expected, _ = load_audio(source)
+    read_end, write_end = os.pipe()
+    thread = _feed(write_end, source.read_bytes())
+    try:
+        samples, _ = load_audio(f"/dev/fd/{read_end}", sample_rate=8000)
+    finally:
+        os.close(read_end)
+    thread.join()
+    np.testing.assert_allclose(samples, load_audio(source, sample_rate=8000)[0], atol=1e-6)
+    assert len(expected) == 2 * len(samples)
+
+
+def test_empty_named_pipe_is_one_line(tmp_path):
+    fifo = tmp_path / "silent.wav"
+    os.mkfifo(fifo)
+    thread = _feed(fifo, b"")
+    with pytest.raises(AudioError, match=r"silent\.wav: empty stream"):
+        load_audio(fifo)
+    thread.join()
+
+
+def test_random_bytes_named_mp3_are_not_audio(tmp_path):
+    path = tmp_path / "noise.mp3"
+    path.write_bytes(np.random.default_rng(3).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    with pytest.raises(AudioError) as info:
+        load_audio(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: not a recognised audio file")
+    assert "pipe" not in message
+
+
+@pytest.mark.parametrize("rate", [1, 100, 2**31 - 1])
+def test_absurd_sample_rate_is_a_corrupt_header(tmp_path, rate):
+    path = tmp_path / "rate.wav"
+    write_pcm_wav(path, ramp_ints(16, 4000), 16)
+    data = bytearray(path.read_bytes())
+    data[24:28] = struct.pack("<I", rate)
+    path.write_bytes(bytes(data))
+    with pytest.raises(AudioError, match=f"implausible sample rate {rate} Hz"):
+        load_audio(path, sample_rate=RATE)
 
 
 # --- real corpora ----------------------------------------------------------------------------

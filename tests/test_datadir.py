@@ -6,11 +6,15 @@ tiny real WAV files, so existence checks and audio reading are exercised for rea
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
+from unreadable import unreadable
 
 from asr.cli import main
 from asr.datadir import (
@@ -267,6 +271,13 @@ def corrupt_missing_audio(d):
     return [f"{d / 'wav.scp'}:3: audio file '{path}' of 's2-00' not found"]
 
 
+def corrupt_audio_is_a_directory(d):
+    path = DataDir.load(d).wav_scp["s1-01"]
+    Path(path).unlink()
+    Path(path).mkdir()
+    return [f"{d / 'wav.scp'}:2: audio file '{path}' of 's1-01' is a directory"]
+
+
 def corrupt_spk2utt(d):
     write_lines(d / "spk2utt", ["s1 s1-00", "s2 s2-00", "s3 s3-00"])
     return [
@@ -324,6 +335,7 @@ def corrupt_bad_duration(d):
         corrupt_duplicate,
         corrupt_empty_transcript,
         corrupt_missing_audio,
+        corrupt_audio_is_a_directory,
         corrupt_spk2utt,
         corrupt_extra_utterance_in_text,
         corrupt_speaker_order,
@@ -336,6 +348,31 @@ def test_validate_reports_each_problem_once_with_file_and_line(tmp_path, corrupt
     d = make_datadir(tmp_path, {"s1": 2, "s2": 1})
     expected = corrupt(d)
     assert sorted(validate_datadir(d)) == sorted(expected)
+
+
+def test_validate_reports_an_unreadable_audio_file(tmp_path):
+    d = make_datadir(tmp_path, {"s1": 2, "s2": 1})
+    path = DataDir.load(d).wav_scp["s1-00"]
+    prefix = unreadable(Path(path))
+    result = subprocess.run(
+        [*prefix, sys.executable, "-m", "asr", "data", "validate", str(d)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.splitlines() == [
+        f"{d / 'wav.scp'}:1: audio file '{path}' of 's1-00' cannot be read (permission denied)"
+    ]
+    assert "Traceback" not in result.stderr
+
+
+def test_validate_accepts_a_named_pipe_without_opening_it(tmp_path):
+    # A FIFO is a legitimate audio source; opening it to probe would block with no writer.
+    d = make_datadir(tmp_path, {"s1": 1})
+    path = Path(DataDir.load(d).wav_scp["s1-00"])
+    path.unlink()
+    os.mkfifo(path)
+    assert validate_datadir(d) == []
 
 
 def test_validate_without_file_checks(tmp_path):

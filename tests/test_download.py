@@ -203,3 +203,84 @@ def test_extraction_refuses_unsafe_members(
         extract_tar_safely(archive, tmp_path / "out")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
     assert not (tmp_path / "evil").exists()
+
+
+# --- size limits: a compression bomb is refused from the headers, before anything is written
+
+
+def _zero_bomb(path: Path, megabytes: int, damaged: bool = False) -> Path:
+    """A real tar.gz holding one member of ``megabytes`` MiB of zeros, in about a KiB per MiB:
+    gzip streams may be concatenated, so one compressed MiB of zeros is repeated (no 200 MB
+    buffer is ever made). ``damaged``: the member's data stops after its first MiB and bytes
+    that are not gzip follow, as in a broken download."""
+    import gzip
+
+    info = tarfile.TarInfo("LibriSpeech/zeros.flac")
+    info.size = megabytes * 1024**2
+    mib = gzip.compress(bytes(1024**2), compresslevel=9)
+    with open(path, "wb") as out:
+        out.write(gzip.compress(info.tobuf(format=tarfile.GNU_FORMAT)))
+        if damaged:
+            out.write(mib + b"this is not gzip data" * 100)
+            return path
+        for _ in range(megabytes):
+            out.write(mib)
+        out.write(gzip.compress(bytes(1024)))  # two zero blocks: the end of the archive
+    return path
+
+
+def test_a_compression_bomb_is_refused_with_the_default_limits(tmp_path: Path) -> None:
+    # the issue's case: 200 MiB of zeros in a ~200 KiB tar.gz (ratio ~1000; the limit is 50)
+    bomb = _zero_bomb(tmp_path / "bomb.tar.gz", 200)
+    assert bomb.stat().st_size < 300_000
+    with tarfile.open(bomb) as tar:  # a genuine archive: tarfile itself reads it whole
+        assert [m.size for m in tar.getmembers()] == [200 * 1024**2]
+    with pytest.raises(CorpusError) as info:
+        extract_tar_safely(bomb, tmp_path / "out")
+    message = str(info.value)
+    assert message.startswith(f"{bomb}: unpacks to more than 50 times its ")
+    assert "'LibriSpeech/zeros.flac'" in message and "\n" not in message
+    assert not (tmp_path / "out").exists()  # nothing written, not even the staging folder
+
+
+def test_the_limit_is_checked_while_reading_not_after(tmp_path: Path) -> None:
+    # the oversized member's data is broken off: refusing the archive for its size (not for
+    # the damage) shows the check stopped at that member's header instead of reading on
+    bomb = _zero_bomb(tmp_path / "bomb.tar.gz", 2, damaged=True)
+    with pytest.raises(CorpusError, match="corrupt tar archive"):
+        extract_tar_safely(bomb, tmp_path / "a")
+    with pytest.raises(CorpusError, match=r"unpacks to more than 1000000 bytes"):
+        extract_tar_safely(bomb, tmp_path / "b", max_bytes=1_000_000)
+    assert not (tmp_path / "b").exists()
+
+
+def test_low_caps_on_bytes_and_members(tmp_path: Path) -> None:
+    archive = tmp_path / "zeros.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for n in range(3):
+            info = tarfile.TarInfo(f"corpus/{n}.wav")
+            info.size = 400_000
+            tar.addfile(info, io.BytesIO(bytes(info.size)))
+    with pytest.raises(CorpusError, match=r"more than 1000000 bytes .*at member 'corpus/2\.wav'"):
+        extract_tar_safely(archive, tmp_path / "out", max_bytes=1_000_000)
+    with pytest.raises(CorpusError, match=r"more than 2 members"):
+        extract_tar_safely(archive, tmp_path / "out", max_members=2)
+    assert not (tmp_path / "out").exists()
+    # within the limits (and with the defaults) it unpacks whole
+    (top,) = extract_tar_safely(archive, tmp_path / "out", max_bytes=1_200_000, max_members=3)
+    assert sorted(p.stat().st_size for p in top.iterdir()) == [400_000] * 3
+
+
+def test_a_killed_extractions_staging_folder_is_removed_next_time(tmp_path: Path) -> None:
+    archive = tmp_path / "a.tar"
+    with tarfile.open(archive, "w") as tar:
+        info = tarfile.TarInfo("corpus/x.wav")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"abc"))
+    stale = tmp_path / "out" / ".extract.abcd_123"  # what kill -9 mid-extraction leaves
+    (stale / "corpus").mkdir(parents=True)
+    (stale / "corpus" / "half.wav").write_bytes(b"a")
+    keep = tmp_path / "out" / ".extract.notmine"  # not a mkdtemp name: left alone
+    keep.mkdir()
+    extract_tar_safely(archive, tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".extract.notmine", "corpus"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -249,6 +250,26 @@ def _release_tree(root: Path, count: int = fsdd.MIN_RECORDINGS) -> Path:
     return recordings.parent
 
 
+def _listing_digest(recordings: Path) -> str:
+    """What `cd recordings && LC_ALL=C sha256sum *.wav | sha256sum` prints, computed here."""
+    lines = [
+        f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}\n"
+        for p in sorted(recordings.glob("*.wav"), key=lambda p: p.name.encode())
+    ]
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+@pytest.fixture
+def pin_fake_release(monkeypatch: pytest.MonkeyPatch):
+    """Pin the contents of a test tree instead of the real release's (which a test cannot
+    download); returns a function that pins a given recordings folder."""
+
+    def pin(recordings: Path) -> None:
+        monkeypatch.setattr(fsdd, "RECORDINGS_SHA256", _listing_digest(recordings))
+
+    return pin
+
+
 def test_pinned_release() -> None:
     assert fsdd.TAG == "v1.0.10"
     assert fsdd.URL == (
@@ -256,8 +277,60 @@ def test_pinned_release() -> None:
     )
 
 
-def test_complete_copy_is_reused_without_network(tmp_path: Path) -> None:
+@pytest.mark.integration
+def test_pinned_digest_is_that_of_the_real_release(fsdd_dir: Path, tmp_path: Path) -> None:
+    # The shared FSDD copy is release v1.0.10's recordings (all 3000 equal the tag's git blobs):
+    # the pinned value must be what download_fsdd computes from them, so a genuine download is
+    # accepted, and a copy with one byte changed is not.
+    recordings = fsdd_dir  # the fixture is the recordings folder
+    assert fsdd.recordings_digest(recordings) == (fsdd.RECORDINGS_SHA256, 3000)
+    assert _listing_digest(recordings) == fsdd.RECORDINGS_SHA256
+    copy = tmp_path / "dest" / fsdd.FOLDER_IN_ARCHIVE / "recordings"
+    copy.mkdir(parents=True)
+    for path in recordings.glob("*.wav"):
+        (copy / path.name).write_bytes(path.read_bytes())
+    offline = (tmp_path / "no-such-archive.tar.gz").as_uri()
+    assert download_fsdd(tmp_path / "dest", url=offline) == copy.parent
+    victim = copy / "3_theo_17.wav"
+    data = bytearray(victim.read_bytes())
+    data[-1] ^= 1
+    victim.write_bytes(bytes(data))
+    with pytest.raises(CorpusError, match=r"not the FSDD v1\.0\.10 recordings \(3000 wav files"):
+        download_fsdd(tmp_path / "dest", url=offline)
+
+
+def test_a_copy_with_other_contents_is_refused(tmp_path: Path, pin_fake_release) -> None:
     corpus = _release_tree(tmp_path / "dest")
+    pin_fake_release(corpus / "recordings")
+    offline = (tmp_path / "no-such-archive.tar.gz").as_uri()
+    assert download_fsdd(tmp_path / "dest", url=offline) == corpus
+    # the same names and count, one file's bytes changed: only the content digest sees it
+    victim = corpus / "recordings" / "0_spk0_0.wav"
+    victim.write_bytes(victim.read_bytes()[:-2] + b"\x00\x01")
+    with pytest.raises(CorpusError) as info:
+        download_fsdd(tmp_path / "dest", url=offline)
+    message = str(info.value)
+    assert message.startswith(f"{corpus / 'recordings'}: not the FSDD v1.0.10 recordings")
+    assert message.endswith(f"remove {corpus} to download again") and "\n" not in message
+
+
+def test_a_downloaded_archive_with_other_contents_is_refused(
+    tmp_path: Path, pin_fake_release
+) -> None:
+    archive = _archive(tmp_path, 3000)
+    pin_fake_release(tmp_path / "source" / fsdd.FOLDER_IN_ARCHIVE / "recordings")
+    victim = tmp_path / "source" / fsdd.FOLDER_IN_ARCHIVE / "recordings" / "5_spk1_3.wav"
+    victim.write_bytes(victim.read_bytes() + b"\x00\x00")
+    tampered = _archive(tmp_path / "t", 0, tree=victim.parent.parent)
+    with pytest.raises(CorpusError, match=r"not the FSDD v1\.0\.10 recordings.*delete "):
+        download_fsdd(tmp_path / "dest", url=tampered.as_uri())
+    # the untampered archive passes the same pin
+    assert download_fsdd(tmp_path / "dest2", url=archive.as_uri()).is_dir()
+
+
+def test_complete_copy_is_reused_without_network(tmp_path: Path, pin_fake_release) -> None:
+    corpus = _release_tree(tmp_path / "dest")
+    pin_fake_release(corpus / "recordings")
     offline = (tmp_path / "no-such-archive.tar.gz").as_uri()  # fetching it would fail
     assert download_fsdd(tmp_path / "dest", url=offline) == corpus
     assert sorted(p.name for p in (tmp_path / "dest").iterdir()) == [fsdd.FOLDER_IN_ARCHIVE]
@@ -274,17 +347,18 @@ def test_incomplete_copy_is_refused(tmp_path: Path) -> None:
     assert len(list((corpus / "recordings").iterdir())) == 2999  # left alone
 
 
-def _archive(tmp_path: Path, count: int) -> Path:
-    tree = _release_tree(tmp_path / "source", count)
+def _archive(tmp_path: Path, count: int, tree: Path | None = None) -> Path:
+    tree = tree or _release_tree(tmp_path / "source", count)
     archive = tmp_path / "server" / "release.tar.gz"
-    archive.parent.mkdir()
+    archive.parent.mkdir(parents=True)
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(tree, arcname=tree.name)
     return archive
 
 
-def test_download_from_a_file_url(tmp_path: Path) -> None:
+def test_download_from_a_file_url(tmp_path: Path, pin_fake_release) -> None:
     archive = _archive(tmp_path, 3000)
+    pin_fake_release(tmp_path / "source" / fsdd.FOLDER_IN_ARCHIVE / "recordings")
     dest = tmp_path / "dest"
     corpus = download_fsdd(dest, url=archive.as_uri())
     assert corpus == dest / fsdd.FOLDER_IN_ARCHIVE
@@ -309,7 +383,7 @@ def test_download_of_a_short_archive_is_refused(tmp_path: Path) -> None:
 # Command line
 
 
-def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str], pin_fake_release) -> None:
     corpus = tmp_path / "corpus"
     _make_corpus(corpus)
     assert cli.main(["prepare", "fsdd", str(corpus), str(tmp_path / "a")]) == 0
@@ -334,6 +408,7 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "give exactly one of CORPUS_DIR" in capsys.readouterr().err
     # --download re-uses a complete copy (the real URL is never fetched here).
     release = _release_tree(tmp_path / "dl")
+    pin_fake_release(release / "recordings")
     assert (
         cli.main(["prepare", "fsdd", "--download", str(tmp_path / "dl"), str(tmp_path / "e")]) == 0
     )

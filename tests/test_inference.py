@@ -172,3 +172,27 @@ def test_a_grid_is_scored_on_words(tmp_path) -> None:
     words.write_text("u1 the cats\n")
     assert _word_references(data, words, "phone") == {"u1": "the cats"}
     assert _word_references(tmp_path / "none", None, "char") is None
+
+
+def test_bf16_transcription_follows_the_cpu_switch(trained, cpu_bf16) -> None:
+    """``asr.load_model(bf16=True)``: refused in one line on a CPU without native bf16, run under
+    bf16 autocast on one with it (emulated under ASR_CPU_BF16=1 where the CPU lacks it)."""
+    import numpy as np
+    import torch
+
+    from asr.errors import ConfigError
+    from asr.transcribe import load_model
+
+    if not cpu_bf16:
+        with pytest.raises(ConfigError) as info:
+            load_model(trained[0], bf16=True)
+        assert "\n" not in str(info.value) and "no native bf16" in str(info.value)
+        return
+    recognizer = load_model(trained[0], bf16=True)
+    assert recognizer.dtype is torch.bfloat16
+    rate = recognizer.sample_rate
+    wave = (0.1 * np.sin(np.arange(rate) * 2 * np.pi * 440 / rate)).astype(np.float32)
+    transcript = recognizer.transcribe(wave, rate)
+    assert transcript.duration == pytest.approx(1.0, abs=0.05)
+    assert set(transcript.text.split()) <= {"a", "b", "c"}
+    assert all(0.0 <= u.confidence <= 1.0 for u in transcript.units)

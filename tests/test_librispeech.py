@@ -6,6 +6,7 @@ import hashlib
 import io
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -105,11 +106,16 @@ def test_speakers_txt_errors(tmp_path: Path) -> None:
 
 def test_published_checksums_are_md5s() -> None:
     assert set(librispeech.SET_MD5) == set(librispeech.SETS)
-    for digest, _ in [
-        *((m, 0) for m in librispeech.SET_MD5.values()),
-        *librispeech.LM_RESOURCES.values(),
-    ]:
-        assert len(digest) == 32 and int(digest, 16) >= 0
+    digests = [*librispeech.SET_MD5.values(), *(m for m, _ in librispeech.LM_RESOURCES.values())]
+    # the download compares them with hashlib's hexdigest(): 32 lowercase hex digits, or no file
+    # could ever match; and every file has its own (a pasted-twice value would be a wrong one)
+    hexdigest = hashlib.md5(b"").hexdigest()
+    for digest in digests:
+        assert re.fullmatch(r"[0-9a-f]{32}", digest), digest
+        assert len(digest) == len(hexdigest)
+    assert len(set(digests)) == len(digests)
+    sizes = [size for _, size in librispeech.LM_RESOURCES.values() if size is not None]
+    assert sizes and all(isinstance(size, int) and size > 0 for size in sizes)
 
 
 def _archive(path: Path, set_name: str, source: Path) -> str:

@@ -10,11 +10,20 @@ import numpy as np
 import pytest
 import torch
 
+import asr.inference
 from asr.cli import main
-from asr.errors import PackageError
-from asr.export import ExportError, export_model, onnx_available, read_metadata
+from asr.errors import AsrError, PackageError
+from asr.export import (
+    ExportError,
+    export_model,
+    onnx_available,
+    read_metadata,
+    verify_export,
+)
+from asr.inference import load_model
 from asr.model import AcousticModel, ModelConfig
 from asr.package import (
+    OLDEST_READABLE_VERSION,
     PACKAGE_VERSION,
     ModelPackage,
     load_package,
@@ -184,10 +193,42 @@ def test_version_messages_are_one_line(
     assert not (tmp_path / "out.ts").exists()
 
 
-def test_version_one_packages_still_load(tiny_trained_model) -> None:
-    payload = torch.load(tiny_trained_model[0], map_location="cpu", weights_only=True)
-    assert payload["version"] == 1
-    assert load_package(tiny_trained_model[0]).tokens == payload["tokens"]
+PACKAGES = Path(__file__).resolve().parent / "data" / "packages"
+
+
+def test_a_committed_package_of_every_readable_version() -> None:
+    """tests/data/packages/make_packages.py wrote each file with the asr of its version; when
+    PACKAGE_VERSION is bumped, the file of the new version must be added next to the old ones."""
+    committed = sorted(p.name for p in PACKAGES.glob("v*.pt"))
+    readable = range(OLDEST_READABLE_VERSION, PACKAGE_VERSION + 1)
+    assert committed == sorted(f"v{version}.pt" for version in readable)
+
+
+@pytest.mark.parametrize("version", range(OLDEST_READABLE_VERSION, PACKAGE_VERSION + 1))
+def test_committed_packages_of_older_versions_still_load_and_run(version: int) -> None:
+    from asr.features import FeatureConfig
+    from asr.inference import load_model
+
+    path = PACKAGES / f"v{version}.pt"
+    assert torch.load(path, map_location="cpu", weights_only=True)["version"] == version
+    package = load_package(path)
+    assert package.tokens == ["<blk>", "a", "b", "c"]
+    assert package.model_config["input_dim"] == 6 and package.model_config["num_layers"] == 1
+    assert FeatureConfig.from_dict(package.feature_config).dim == 6
+    assert package.cmvn_stats is not None and package.cmvn_stats.shape == (2, 7)
+
+    loaded = load_model(path)
+    assert loaded.tokens.unit == "word" and not loaded.model.training
+    ref = package.extra["reference"]
+    with torch.no_grad():
+        log_probs, out_lengths = loaded.model(ref["feats"], ref["lengths"])
+    # the weights land where they did when the file was written: the same output, finite
+    assert log_probs.shape == ref["log_probs"].shape == (2, 9, 4)
+    assert torch.isfinite(log_probs).all()
+    assert torch.equal(out_lengths, ref["out_lengths"])
+    valid = torch.arange(9)[None, :] < out_lengths[:, None]
+    assert torch.allclose(log_probs[valid], ref["log_probs"][valid], atol=1e-5)
+    assert torch.allclose(log_probs[valid].exp().sum(-1), torch.ones(int(valid.sum())), atol=1e-5)
 
 
 # ---------------------------------------------------------------------------- asr export
@@ -326,3 +367,149 @@ def test_export_of_a_non_package_is_one_line(tmp_path, capsys) -> None:
     bogus.write_bytes(buffer.getvalue())
     code, _, err = run_cli(capsys, "export", bogus, tmp_path / "x.ts")
     assert code == 1 and err.count("\n") == 1 and "not an asr model package" in err
+
+
+# ------------------------------------------------------------------- packages checked on load
+
+
+def damaged_package(tmp_path: Path, name: str, change) -> Path:
+    """An untrained package with ``change(payload)`` applied to its saved dict."""
+    path = untrained_package(tmp_path / f"{name}.pt", num_layers=1, hidden_size=6)
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    change(payload)
+    torch.save(payload, path)
+    return path
+
+
+def _set_nan(payload: dict) -> None:
+    payload["state_dict"]["output.weight"][1, 0] = float("nan")
+
+
+def _set_inf(payload: dict) -> None:
+    payload["state_dict"]["layers.0.fwd.bias_hh_l0"][0] = float("inf")
+
+
+@pytest.mark.parametrize(
+    "name, change, message",
+    [
+        ("no-features", lambda p: p.pop("feature_config"), "has no 'feature_config'"),
+        ("no-tokens", lambda p: p.pop("tokens"), "has no 'tokens'"),
+        ("no-weights", lambda p: p.pop("state_dict"), "has no 'state_dict'"),
+        ("list-config", lambda p: p.update(model_config=[1]), "'model_config' is a list"),
+        ("bad-config", lambda p: p["model_config"].update(hidden_size=0), "hidden_size must be"),
+        (
+            "extra-token",
+            lambda p: p.update(tokens=[*TOKENS, "f"]),
+            f"{len(TOKENS) + 1} tokens, but the network has {len(TOKENS)} outputs",
+        ),
+        (
+            "short-tokens",
+            lambda p: p.update(tokens=TOKENS[:-1]),
+            f"{len(TOKENS) - 1} tokens, but the network has {len(TOKENS)} outputs",
+        ),
+        ("nan", _set_nan, "weight output.weight holds NaN or infinite values"),
+        ("inf", _set_inf, "weight layers.0.fwd.bias_hh_l0 holds NaN or infinite values"),
+    ],
+)
+def test_a_damaged_package_is_one_line_naming_the_file(
+    tmp_path, capsys, name, change, message
+) -> None:
+    path = damaged_package(tmp_path, name, change)
+    with pytest.raises(AsrError) as info:  # ConfigError for bad values, else PackageError
+        load_model(path)
+    assert str(info.value).startswith(f"{path}: ") and message in str(info.value)
+    for argv in (("export", path, tmp_path / "out.ts"), ("transcribe", path, tmp_path / "x.wav")):
+        code, out, err = run_cli(capsys, *argv)
+        assert code == 1 and out == "", (argv, err)
+        assert err == f"asr {argv[0]}: error: {info.value}\n"
+    assert not (tmp_path / "out.ts").exists()
+
+
+def test_a_good_package_loads(tmp_path) -> None:
+    # the checks above refuse damaged packages only
+    path = damaged_package(tmp_path, "good", lambda p: None)
+    assert load_model(path).tokens.symbols == TOKENS
+
+
+def test_export_check_counts_nan_as_a_difference(tmp_path) -> None:
+    # NaN != NaN: a comparison by max() skips it and reported "difference 0" for a NaN network
+    path = untrained_package(tmp_path / "model.pt", num_layers=1, hidden_size=6)
+    eager = load_model(path).model.eval()
+
+    def nan_at_one_frame(feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            log_probs = eager(feats, lengths)[0].clone()
+            log_probs[0, 3, 2] = float("nan")
+        return log_probs
+
+    checks = verify_export(eager, nan_at_one_frame, eager.config.input_dim)
+    assert [c.max_abs_diff for c in checks] == [float("inf")] * 3
+
+    def same(feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return eager(feats, lengths)[0]
+
+    assert all(c.max_abs_diff == 0.0 for c in verify_export(eager, same, 7))
+
+
+def test_export_refuses_non_finite_weights_even_past_the_loader(tmp_path, monkeypatch) -> None:
+    # the package loader already refuses them; export checks the network it was handed too
+    path = untrained_package(tmp_path / "model.pt", num_layers=1, hidden_size=6)
+    real = asr.inference.load_model
+
+    def load_then_break(model_path, device="cpu"):
+        loaded = real(model_path, device)
+        with torch.no_grad():
+            loaded.model.output.bias[0] = float("nan")
+        return loaded
+
+    monkeypatch.setattr(asr.inference, "load_model", load_then_break)
+    with pytest.raises(ExportError, match=r"weight output\.bias holds NaN"):
+        export_model(path, tmp_path / "out.ts")
+    assert not (tmp_path / "out.ts").exists()
+
+
+# ------------------------------------------- SIGTERM and kill -9 while package/average/export
+
+
+def _writers(exp: Path, out: Path) -> dict[str, list[str]]:
+    return {
+        "package": ["package", str(exp), str(out), "--average", "2", "--select", "last"],
+        "average": ["average", str(exp), str(out), "--num", "2", "--select", "last"],
+        "export": ["export", str(exp / "final.pt"), str(out)],
+    }
+
+
+@pytest.mark.parametrize("command", ["package", "average", "export"])
+def test_sigterm_and_kill_9_leave_the_old_file_and_no_temp_file(
+    tiny_trained_model, tmp_path, command
+) -> None:
+    import subprocess
+    import sys
+
+    exp = tiny_trained_model[0].parent
+    out = tmp_path / "out" / "model.bin"
+    out.parent.mkdir()
+    out.write_bytes(b"the previous version\n")
+    argv = [sys.executable, "-m", "asr", *_writers(exp, out)[command]]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+
+    def run(fault: str | None) -> subprocess.CompletedProcess:
+        extra = {"ASR_FAULT_AT": fault} if fault else {}
+        return subprocess.run(argv, env={**env, **extra}, capture_output=True, text=True)
+
+    # SIGTERM between the temp file's fsync and its rename: the old file, no temp file
+    term = run("before-rename:1:TERM")
+    assert term.returncode == 143 and term.stderr.endswith(f"asr {command}: terminated\n")
+    assert sorted(p.name for p in out.parent.iterdir()) == ["model.bin"]
+    assert out.read_bytes() == b"the previous version\n"
+    # kill -9 there: the temp file stays (nothing can run) and the next run removes it
+    kill = run("before-rename:1")
+    assert kill.returncode == -9
+    left = [p.name for p in out.parent.iterdir() if p.name != "model.bin"]
+    assert len(left) == 1 and left[0].startswith(".model.bin.") and left[0].endswith(".tmp")
+    assert out.read_bytes() == b"the previous version\n"
+    done = run(None)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in out.parent.iterdir()) == ["model.bin"]
+    assert out.read_bytes() != b"the previous version\n"

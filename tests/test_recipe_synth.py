@@ -28,7 +28,7 @@ def _small_conf(name: str, tmp_path: Path) -> Path:
     conf = yaml.safe_load((RECIPE / "conf" / name).read_text())
     conf["model"].update(num_layers=2, hidden_size=96)
     # ~25 updates per epoch: enough to leave the CTC plateau within the 8 epochs
-    conf["training"].update(max_epochs=8, batch_frames=1500, lr=0.003)
+    conf["training"].update(max_epochs=8, batch_frames=1500, lr=0.003, precision="fp32")
     path = tmp_path / name
     path.write_text(yaml.safe_dump(conf))
     return path

@@ -57,7 +57,7 @@ def test_synth_books_recipe_tunes_on_dev_and_decodes_test_with_lexicon_and_lm(
     for name in ("train_char.yaml", "train_bpe.yaml"):
         conf = yaml.safe_load((RECIPE / "conf" / name).read_text())
         conf["model"].update(num_layers=2, hidden_size=96)
-        conf["training"].update(max_epochs=6, batch_frames=1500, lr=0.003)
+        conf["training"].update(max_epochs=6, batch_frames=1500, lr=0.003, precision="fp32")
         (tmp_path / name).write_text(yaml.safe_dump(conf))
 
     env = dict(os.environ)

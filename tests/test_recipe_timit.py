@@ -24,7 +24,7 @@ RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "timit"
 def test_timit_recipe_on_the_sample(timit_dir: Path, tmp_path: Path) -> None:
     conf = yaml.safe_load((RECIPE / "conf" / "train_cpu.yaml").read_text())
     conf["model"].update(num_layers=2, hidden_size=64)
-    conf["training"].update(max_epochs=4)
+    conf["training"].update(max_epochs=4, precision="fp32")
     small = tmp_path / "train.yaml"
     small.write_text(yaml.safe_dump(conf))
     env = dict(os.environ)

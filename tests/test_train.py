@@ -17,7 +17,7 @@ import pytest
 import torch
 import yaml
 
-from asr.errors import ConfigError, PackageError
+from asr.errors import ConfigError, PackageError, TrainingError
 from asr.package import load_checkpoint, load_package
 from asr.tokens import TokenList
 from asr.train import error_rate, load_train_config, read_history, train
@@ -57,7 +57,9 @@ def data(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def config(**training) -> dict:
-    base = {"lr": 0.02, "max_epochs": 6, "batch_frames": 80}
+    # fp32 unless a test asks otherwise: the numbers compared here must not depend on whether
+    # the CPU runs bf16 natively (``auto`` would train in bf16 on one that does)
+    base = {"lr": 0.02, "max_epochs": 6, "batch_frames": 80, "precision": "fp32"}
     base.update(training)
     return {"model": {"num_layers": 1, "hidden_size": 24}, "training": base}
 
@@ -177,7 +179,8 @@ def test_failed_checkpoint_write_keeps_the_previous_one(data, tmp_path, monkeypa
         return real_save(obj, handle, *args, **kwargs)
 
     monkeypatch.setattr(torch, "save", save_half_then_fail)
-    with pytest.raises(OSError, match="No space"):
+    # one line naming the file, not a traceback
+    with pytest.raises(TrainingError, match=r"checkpoint\.pt: cannot write \(No space left"):
         run(config(max_epochs=2), data, exp, resume=True)
     monkeypatch.undo()
     assert (exp / "checkpoint.pt").read_bytes() == before
@@ -192,13 +195,16 @@ def test_failed_checkpoint_write_keeps_the_previous_one(data, tmp_path, monkeypa
 
 
 def test_lr_halving_and_early_stopping(data, tmp_path) -> None:
-    # min_improvement 0.9: after epoch 1 no epoch counts as an improvement
+    # min_improvement 0.9: after epoch 1 no epoch counts as an improvement. At lr 0.004 the
+    # run is still on the CTC plateau when early stopping ends it; plateau restarts (tested in
+    # test_plateau) would start it over, so they are off: this test is about the schedule.
     cfg = config(
         max_epochs=20,
         lr=0.004,
         min_improvement=0.9,
         lr_halving_patience=1,
         early_stopping_patience=3,
+        plateau_patience=0,
     )
     exp = tmp_path / "exp"
     summary = run(cfg, data, exp)

@@ -564,3 +564,146 @@ def test_cli_reads_timit_sphere_files(
         result = json.loads((out / f"{wav.stem}.json").read_text(encoding="utf-8"))
         samples = int(read_sphere_header(wav)["sample_count"])
         assert result["duration"] == pytest.approx(samples / 16000, abs=1e-3)
+
+
+# --- output names, repeated inputs, odd names, unreadable inputs, unwritable outputs --------
+
+LO = [("sil", 0.2), ("lo", 0.3), ("sil", 0.2)]
+HI = [("sil", 0.2), ("hi", 0.3), ("sil", 0.2)]
+MID = [("sil", 0.2), ("mid", 0.3), ("sil", 0.2)]
+
+
+def test_cli_inputs_of_the_same_name_never_share_an_output(package: Path, tmp_path, capsys):
+    # x-2.wav is also the name the old "-2" suffix gave the second x.wav: three inputs, three
+    # files, each holding its own input's transcript
+    one = write_wav(tmp_path / "sub1" / "x.wav", signal(LO))
+    two = write_wav(tmp_path / "sub2" / "x.wav", signal(HI))
+    three = write_wav(tmp_path / "c" / "x-2.wav", signal(MID))
+    out_dir = tmp_path / "out"
+    code, out, err = run_cli(capsys, str(package), str(one), str(two), str(three),
+                             "--output-dir", str(out_dir))  # fmt: skip
+    assert code == 0, err
+    assert out == [f"{one}\thi", f"{two}\tyo", f"{three}\tho"]
+    written = sorted(str(p.relative_to(out_dir)) for p in out_dir.rglob("*") if p.is_file())
+    assert written == ["sub1/x.txt", "sub2/x.txt", "x-2.txt"]
+    assert (out_dir / "sub1" / "x.txt").read_text() == "hi\n"
+    assert (out_dir / "sub2" / "x.txt").read_text() == "yo\n"
+    assert (out_dir / "x-2.txt").read_text() == "ho\n"
+    # only the extension differs: it stays in the names
+    flac = write_wav(tmp_path / "sub1" / "x.flac", signal(MID))
+    code, _, err = run_cli(capsys, str(package), str(one), str(flac), "--output-dir",
+                           str(tmp_path / "o2"))  # fmt: skip
+    assert code == 0, err
+    assert (tmp_path / "o2" / "x.wav.txt").read_text() == "hi\n"
+    assert (tmp_path / "o2" / "x.flac.txt").read_text() == "ho\n"
+
+
+def test_cli_an_input_given_twice_is_transcribed_once(package: Path, tmp_path, capsys) -> None:
+    one = write_wav(tmp_path / "a" / "x.wav", signal(LO))
+    other = write_wav(tmp_path / "b" / "y.wav", signal(HI))
+    out_dir = tmp_path / "out"
+    code, out, err = run_cli(capsys, str(package), str(one), str(other),
+                             str(tmp_path / "a" / "." / "x.wav"), str(tmp_path / "a"),
+                             "--output-dir", str(out_dir))  # fmt: skip
+    assert code == 0, err
+    assert out == [f"{one}\thi", f"{other}\tyo"]
+    assert sorted(p.name for p in out_dir.iterdir()) == ["x.txt", "y.txt"]
+    assert "2 files transcribed" in err[-1] and "2 repeated inputs skipped" in err[-1]
+
+
+def test_assign_stems_is_collision_free_and_deterministic(tmp_path) -> None:
+    from asr.commands.transcribe import assign_stems
+
+    def stems(inputs: list[tuple[Path | str, str]]) -> list[str]:
+        pairs, repeats = assign_stems([(str(path), stem) for path, stem in inputs])
+        assert repeats == 0 and [p for p, _ in pairs] == [str(p) for p, _ in inputs]
+        return [stem for _, stem in pairs]
+
+    t = tmp_path
+    # dir d searched (stem sub1/x), files p/sub1/x.wav and p/sub2/x.wav given (both x), and a
+    # searched f/sub1/x-2.wav: the renamed p/sub1/x meets d's, and -2 is f's, so it gets -3
+    inputs = [(t / "d/sub1/x.wav", "sub1/x"), (t / "p/sub1/x.wav", "x"),
+              (t / "p/sub2/x.wav", "x"), (t / "f/sub1/x-2.wav", "sub1/x-2")]  # fmt: skip
+    assert stems(inputs) == ["sub1/x", "sub1/x-3", "sub2/x", "sub1/x-2"]
+    assert stems(inputs) == stems(inputs)
+    # X and x are one file on a case-insensitive file system; stdin.wav keeps its extension
+    # next to stdin's "stdin"
+    inputs = [
+        (t / "a/X.wav", "X"),
+        (t / "b/x.wav", "x"),
+        ("-", "stdin"),
+        (t / "stdin.wav", "stdin"),
+    ]
+    assert stems(inputs) == ["a/X", "b/x", "stdin", "stdin.wav"]
+
+
+def test_cli_a_name_with_a_newline_or_tab_stays_on_one_line(
+    package: Path, tmp_path, capsys
+) -> None:
+    odd = write_wav(tmp_path / "two\nlines\tand\\.wav", signal(LO))
+    bad = tmp_path / "bad\nname.wav"
+    bad.write_bytes(b"not audio at all" * 10)
+    code, out, err = run_cli(capsys, str(package), str(odd), str(bad), "--output-dir",
+                             str(tmp_path / "out"))  # fmt: skip
+    assert code == 1
+    assert out == [f"{tmp_path}/two\\nlines\\tand\\\\.wav\thi"]
+    errors = [line for line in err if "error" in line]
+    assert len(errors) == 1 and f"{tmp_path}/bad\\nname.wav" in errors[0], err
+    # the file keeps the real name
+    assert (tmp_path / "out" / "two\nlines\tand\\.txt").read_text() == "hi\n"
+
+
+def test_cli_an_unreadable_input_is_one_line_and_the_rest_go_on(
+    package: Path, tmp_path, capsys, monkeypatch
+) -> None:
+    first = write_wav(tmp_path / "first.wav", signal(LO))
+    locked = write_wav(tmp_path / "locked.wav", signal(MID))
+    last = write_wav(tmp_path / "last.wav", signal(HI))
+    real = asr.transcribe.load_audio
+
+    def load(path, rate=None):
+        if str(path) == str(locked):  # as open() fails on a file without read permission
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, rate)
+
+    # the OS error raised where the read happens (tests/test_transcribe_faults.py also makes a
+    # real unreadable file, as root too)
+    monkeypatch.setattr(asr.transcribe, "load_audio", load)
+    code, out, err = run_cli(capsys, str(package), str(first), str(locked), str(last),
+                             "--output-dir", str(tmp_path / "out"))  # fmt: skip
+    assert code == 1
+    assert out == [f"{first}\thi", f"{last}\tyo"]
+    assert err[0] == f"asr transcribe: error: {locked}: cannot read (Permission denied)"
+    assert "2 files transcribed" in err[-1] and "1 failed" in err[-1] and len(err) == 2
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["first.txt", "last.txt"]
+
+
+def test_cli_an_output_folder_that_cannot_be_made_is_one_line(
+    package: Path, tmp_path, capsys
+) -> None:
+    audio = write_wav(tmp_path / "x.wav", signal(LO))
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the output folder should be\n")
+    for out_dir in (blocker, blocker / "out"):
+        code, out, err = run_cli(capsys, str(package), str(audio), "--output-dir", str(out_dir))
+        assert code == 1 and out == [] and len(err) == 1, err
+        assert err[0].startswith(f"asr transcribe: error: {out_dir}: cannot create the output")
+
+
+def test_stale_temp_files_of_the_outputs_are_removed(package: Path, tmp_path, capsys) -> None:
+    from asr.transcript_writers import remove_stale_temps
+
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    stale = [out_dir / ".x.txt.k2_9ab0q.tmp", out_dir / ".x.json.abcdefgh.tmp"]
+    others = [out_dir / ".y.txt.abcdefgh.tmp", out_dir / ".x.txt.notours.tmp", out_dir / "x.tmp"]
+    for path in stale + others:
+        path.write_text("half a file\n")
+    assert remove_stale_temps(out_dir / "x.txt") == [stale[0]]
+    audio = write_wav(tmp_path / "x.wav", signal(LO))
+    code, _, err = run_cli(capsys, str(package), str(audio), "--format", "txt,json",
+                           "--output-dir", str(out_dir))  # fmt: skip
+    assert code == 0, err
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted(
+        ["x.txt", "x.json"] + [p.name for p in others]
+    )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import shutil
 import stat
 import subprocess
 import sys
@@ -18,13 +17,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import required_tool
 
 from asr import cli
 from asr.corpora import wsj
 from asr.datadir import DataDir, validate_datadir
 from asr.errors import CorpusError
 
-needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
+
+@pytest.fixture
+def ffmpeg() -> str:
+    # the independent decoder these tests check against: a skip locally, an error under CI=true
+    return required_tool("ffmpeg", "Debian package ffmpeg; make setup installs it")
+
+
+needs_ffmpeg = pytest.mark.usefixtures("ffmpeg")
 
 
 # --- a minimal shorten encoder (format as FFmpeg's libavcodec/shorten.c reads it) -------------

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import io
 import random
+import re
 import tarfile
 from pathlib import Path
 
@@ -194,7 +196,10 @@ def test_download_failure_is_one_line(tmp_path: Path) -> None:
 
 
 def test_published_checksum_is_a_sha256() -> None:
-    assert len(yesno.SHA256) == 64 and int(yesno.SHA256, 16) >= 0
+    # compared with hashlib's hexdigest() at download: 64 lowercase hex digits, or never a match
+    assert re.fullmatch(r"[0-9a-f]{64}", yesno.SHA256), yesno.SHA256
+    assert len(yesno.SHA256) == len(hashlib.sha256(b"").hexdigest())
+    assert inspect.signature(download_yesno).parameters["sha256"].default == yesno.SHA256
     assert yesno.URL.endswith("/resources/1/waves_yesno.tar.gz")
 
 

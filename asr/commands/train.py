@@ -15,7 +15,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "validating on DEV_DIR each epoch. Writes EXP_DIR/final.pt (the model package of "
             "the best dev-loss epoch), checkpoint.pt, epoch-N.pt, tokens.txt, train.log, "
             "history.tsv and curves.png. Under torchrun (torchrun --nproc_per_node N -m asr "
-            "train ...) it trains with DistributedDataParallel: gloo on CPU, NCCL on GPU."
+            "train ...) it trains with DistributedDataParallel: gloo on CPU, NCCL on GPU. "
+            "One run at a time per EXP_DIR: a second one stops with an error naming the first."
         ),
     )
     parser.add_argument("--config", required=True, help="training YAML (model: and training:)")

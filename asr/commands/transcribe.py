@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import glob
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+from asr.errors import AsrError, AudioError, ConfigError
+from asr.fileio import fault_point
 
 # what a directory is searched for (case-insensitive: TIMIT's files are .WAV); files named
 # explicitly or matched by a glob are read whatever their extension
@@ -24,8 +29,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "'asr package'). INPUT is an audio file, a directory (searched recursively for "
         f"{' '.join(AUDIO_EXTENSIONS)}), a glob pattern (quote it; ** recurses) or - for audio "
         "bytes on standard input. Each transcript is printed as one line 'SOURCE<TAB>TEXT' on "
-        "standard output; with --format or --output-dir files are written too (DIR/STEM.FMT). An "
-        "input that cannot be read is reported on one line and skipped; the exit status is then 1.",
+        "standard output (a tab, newline, carriage return or backslash in SOURCE is written "
+        "\\t, \\n, \\r, \\\\); with --format or --output-dir files are written too "
+        "(DIR/STEM.FMT). STEM is the file name without its extension, or its path below a "
+        "searched directory; when two different inputs would get the same STEM, each of them "
+        "gets its path relative to their common parent folder instead (a/x.wav, b/x.wav -> "
+        "DIR/a/x.txt, DIR/b/x.txt), so no output is ever overwritten by another input's; an "
+        "input given twice is transcribed once. An input that cannot be read or whose files "
+        "cannot be written is reported on one line and skipped; the exit status is then 1.",
     )
     parser.add_argument("model", metavar="MODEL", help="model package, e.g. exp/word/final.pt")
     parser.add_argument("inputs", metavar="INPUT", nargs="+", help="audio file, directory, glob, -")
@@ -101,34 +112,108 @@ def expand_inputs(specs: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
     return found, errors
 
 
-def _unique_stems(stems: list[str]) -> list[str]:
-    """Two inputs named alike (a/x.wav, b/x.wav given as files) must not overwrite each other."""
-    seen: dict[str, int] = {}
-    out = []
-    for stem in stems:
-        count = seen.get(stem, 0)
-        seen[stem] = count + 1
-        out.append(stem if not count else f"{stem}-{count + 1}")
-    return out
+def assign_stems(inputs: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], int]:
+    """Drop repeated inputs and give every input an output stem no other input has.
+
+    Returns the ``(path, stem)`` pairs kept, in input order, and how many repeats were dropped
+    (the same file, however spelled, is transcribed once). Stems are compared case-insensitively
+    (macOS and Windows file systems are). Inputs whose stems collide get their path relative to
+    the common parent folder of the colliding inputs (``sub1/x.wav``, ``sub2/x.wav`` ->
+    ``sub1/x``, ``sub2/x``), with the extension kept when only it differs (``x.wav``,
+    ``x.flac``); a stem still taken after that (only with overlapping directory and file
+    inputs) gets ``-2``, ``-3``... chosen to match no other input's stem. The result depends on
+    the inputs alone, so a rerun writes the same files.
+    """
+    kept: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for path, stem in inputs:
+        key = path if path == "-" else os.path.realpath(path)
+        if key not in seen:
+            seen.add(key)
+            kept.append((path, stem))
+    repeats = len(inputs) - len(kept)
+
+    def fold(stem: str) -> str:
+        return stem.casefold()
+
+    groups: dict[str, list[int]] = {}
+    for i, (_, stem) in enumerate(kept):
+        groups.setdefault(fold(stem), []).append(i)
+    stems = [stem for _, stem in kept]
+    for members in groups.values():
+        files = [i for i in members if kept[i][0] != "-"]
+        if len(members) < 2 or not files:
+            continue
+        absolute = [os.path.abspath(kept[i][0]) for i in files]
+        parent = os.path.commonpath([os.path.dirname(a) for a in absolute])
+        relative = [Path(os.path.relpath(a, parent)) for a in absolute]
+        without = [str(r.with_suffix("")) for r in relative]
+        folded = {fold(w) for w in without}
+        others = {fold(stems[i]) for i in members if i not in files}  # stdin's
+        unique = len(folded) == len(without) and not folded & others
+        for i, rel, bare in zip(files, relative, without, strict=True):
+            stems[i] = bare if unique else str(rel)
+    # the last resort: numbered, avoiding every stem in use so that no later input is hit
+    taken = {fold(stem) for stem in stems}
+    used: set[str] = set()
+    for i, stem in enumerate(stems):
+        if fold(stem) in used:
+            number = 2
+            while fold(f"{stem}-{number}") in taken:
+                number += 1
+            stem = f"{stem}-{number}"
+            stems[i] = stem
+            taken.add(fold(stem))
+        used.add(fold(stem))
+    return [(path, stem) for (path, _), stem in zip(kept, stems, strict=True)], repeats
+
+
+def escape_name(name: str) -> str:
+    """``name`` safe for one ``SOURCE<TAB>TEXT`` line: tab, newline, CR, backslash escaped."""
+    if not any(c in name for c in "\\\t\n\r"):
+        return name
+    return name.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def _stdin_to_file() -> Path:
     """Audio bytes on stdin -> a temporary file (load_audio then checks it like any file)."""
-    import tempfile
-
-    from asr.errors import AudioError
-
     if sys.stdin.isatty():
         raise AudioError(f"{STDIN_NAME}: is a terminal; pipe audio bytes into it")
-    fd, tmp = tempfile.mkstemp(prefix="asr-stdin-", suffix=".audio")
-    with os.fdopen(fd, "wb") as handle:
-        while chunk := sys.stdin.buffer.read(1 << 20):
-            handle.write(chunk)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix="asr-stdin-", suffix=".audio")
+    except OSError as exc:
+        raise AudioError(f"{STDIN_NAME}: cannot make a temporary copy ({exc.strerror})") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            while chunk := sys.stdin.buffer.read(1 << 20):
+                handle.write(chunk)
+    except BaseException as exc:
+        # Ctrl-C or SIGTERM while reading, or a full /tmp: no copy left behind
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise AudioError(f"{STDIN_NAME}: cannot store the audio ({exc.strerror})") from None
+        raise
     return Path(tmp)
 
 
+# A write error that means no file can be written to the output folder any more: after the
+# first one the transcripts go to stdout only, rather than one error line per remaining input.
+_DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
+
+
+def _check_output_dir(out_dir: Path) -> None:
+    """An output folder that cannot be made or written is one line before any work is done."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{out_dir}: cannot create the output folder ({exc.strerror})") from None
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise ConfigError(f"{out_dir}: output folder is not writable")
+
+
 def run(args: argparse.Namespace) -> int:
-    from asr.errors import AsrError, ConfigError
+    # torch comes with these: imported here so that `asr --help` and other commands start fast
     from asr.transcribe import DEFAULT_OVERLAP_SECONDS, load_model
     from asr.transcript_writers import parse_formats, write_transcript
 
@@ -154,34 +239,36 @@ def run(args: argparse.Namespace) -> int:
         max_window_seconds=args.max_window_seconds,
         overlap_seconds=min(DEFAULT_OVERLAP_SECONDS, args.max_window_seconds / 4),
     )
+    if formats:
+        _check_output_dir(out_dir)
     inputs, failures = expand_inputs(args.inputs)
     for line in failures:
-        print(f"asr transcribe: error: {line}", file=sys.stderr)
-    stems = _unique_stems([stem for _, stem in inputs])
-    stem_of = dict(zip((path for path, _ in inputs), stems, strict=True))
+        print(f"asr transcribe: error: {escape_name(line)}", file=sys.stderr)
+    inputs, repeats = assign_stems(inputs)
+    stem_of = dict(inputs)
 
     stdin_file: Path | None = None
     names: dict[str, str] = {}  # path read -> name shown
     paths: list[str] = []
-    for path, _ in inputs:
-        if path == "-":
-            try:
-                stdin_file = _stdin_to_file()
-            except AsrError as exc:
-                print(f"asr transcribe: error: {exc}", file=sys.stderr)
-                failures.append(str(exc))
-                continue
-            names[str(stdin_file)] = STDIN_NAME
-            stem_of[str(stdin_file)] = stem_of["-"]
-            paths.append(str(stdin_file))
-        else:
-            names[path] = path
-            paths.append(path)
-
+    write_error: str | None = None  # set once the output folder takes no more files
     done = 0
     audio_seconds = 0.0
     start = time.perf_counter()
     try:
+        for path, _ in inputs:
+            if path == "-":
+                try:
+                    stdin_file = _stdin_to_file()
+                except AsrError as exc:
+                    print(f"asr transcribe: error: {exc}", file=sys.stderr)
+                    failures.append(str(exc))
+                    continue
+                names[str(stdin_file)] = STDIN_NAME
+                stem_of[str(stdin_file)] = stem_of["-"]
+                paths.append(str(stdin_file))
+            else:
+                names[path] = path
+                paths.append(path)
         results = recognizer.transcribe_many(
             paths, batch_seconds=args.batch_seconds, progress=not args.no_progress
         )
@@ -191,26 +278,45 @@ def run(args: argparse.Namespace) -> int:
                 message = str(result)
                 if name != path:
                     message = message.replace(str(path), name)
-                print(f"asr transcribe: error: {message}", file=sys.stderr)
+                print(f"asr transcribe: error: {escape_name(message)}", file=sys.stderr)
                 failures.append(message)
+                fault_point("utterance")
                 continue
             result.source = name
-            if formats:
-                write_transcript(result, out_dir, stem_of[str(path)], formats)
-            print(f"{name}\t{result.text}", flush=True)
-            done += 1
+            written = True
+            if formats and write_error is None:
+                try:
+                    write_transcript(result, out_dir, stem_of[str(path)], formats)
+                except OSError as exc:
+                    written = False
+                    target = exc.filename or out_dir / stem_of[str(path)]
+                    message = f"{target}: cannot write ({exc.strerror or exc})"
+                    if exc.errno in _DISK_ERRORS:
+                        write_error = message
+                        message += "; no more files are written, transcripts go to stdout only"
+                    print(f"asr transcribe: error: {escape_name(message)}", file=sys.stderr)
+            elif formats:
+                written = False  # the disk error above was reported once
+            # the stdout line even when its files failed: the transcript itself is good
+            print(f"{escape_name(name)}\t{result.text}", flush=True)
+            if written:
+                done += 1
+            else:
+                failures.append(f"{name}: files not written")
             audio_seconds += result.duration
+            fault_point("utterance")
     finally:
         if stdin_file is not None:
             with contextlib.suppress(OSError):
                 stdin_file.unlink()
     elapsed = time.perf_counter() - start
     rtf = elapsed / audio_seconds if audio_seconds else 0.0
+    repeated = f", {repeats} repeated input{'' if repeats == 1 else 's'} skipped" if repeats else ""
     # the summary goes to stderr, so that stdout holds transcripts only
     print(
         f"asr transcribe: {done} file{'' if done == 1 else 's'} transcribed "
         f"({audio_seconds / 3600:.3f} h of audio in {elapsed:.1f} s, real-time factor "
-        f"{rtf:.4f}), {len(failures)} failed",
+        f"{rtf:.4f}), {len(failures)} failed{repeated}",
         file=sys.stderr,
     )
     return 1 if failures else 0

@@ -21,6 +21,8 @@ from pathlib import Path, PurePosixPath
 from asr.errors import CorpusError
 
 _CHUNK = 1 << 16
+# extract_tar_safely unpacks into DEST/.extract.XXXXXXXX (tempfile.mkdtemp) and then moves
+STAGING_PREFIX = ".extract."
 
 
 def find_audio_folder(corpus_dir: Path, nested: str, what: str) -> Path:
@@ -171,13 +173,78 @@ def check_member(archive: Path, member: tarfile.TarInfo) -> None:
         raise CorpusError(f"{archive}: member {name!r} is a device or fifo; refusing to extract")
 
 
-def extract_tar_safely(archive: str | os.PathLike, dest_dir: str | os.PathLike) -> list[Path]:
+# Limits on what an archive may unpack to, checked from each member's header as the archive is
+# read, before anything is written. LibriSpeech's largest archive (train-other-500) is about
+# 30 GB packed and unpacks to about the same (FLAC does not compress further), with ~150,000
+# members; the whole 960 h set is ~290,000 files. Audio archives barely compress (WAV/FLAC/SPHERE:
+# ratio 1-3), while a "zip bomb" of zeros packs ~1000:1 with gzip.
+MAX_EXTRACT_BYTES = 100 * 1024**3  # 100 GiB in all
+MAX_EXTRACT_MEMBERS = 1_000_000
+MAX_EXTRACT_RATIO = 50.0  # unpacked bytes per packed byte, on top of MIN_RATIO_ALLOWANCE
+MIN_RATIO_ALLOWANCE = 64 * 1024**2  # a tiny archive may always unpack to 64 MiB
+
+
+def _checked_members(
+    tar: tarfile.TarFile,
+    archive: Path,
+    max_bytes: int,
+    max_members: int,
+    max_ratio: float,
+) -> list[tarfile.TarInfo]:
+    """The archive's members, each checked by ``check_member`` and the running totals checked
+    against the limits as each header is read: an archive over a limit is refused as soon as
+    the member that crosses it is seen, without reading (or unpacking) the rest of it."""
+    packed = archive.stat().st_size
+    ratio_cap = int(max_ratio * packed) + MIN_RATIO_ALLOWANCE
+    cap = min(max_bytes, ratio_cap)
+    members: list[tarfile.TarInfo] = []
+    total = 0
+    while True:
+        try:
+            member = tar.next()
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise CorpusError(f"{archive}: corrupt tar archive ({exc})") from None
+        if member is None:
+            return members
+        check_member(archive, member)
+        members.append(member)
+        total += max(member.size, 0)
+        if len(members) > max_members:
+            raise CorpusError(
+                f"{archive}: more than {max_members} members; refusing to extract "
+                "(raise the member limit if the archive is genuine)"
+            )
+        if total > cap:
+            why = (
+                f"{max_bytes} bytes"
+                if cap == max_bytes
+                else f"{max_ratio:g} times its {packed} bytes (+{MIN_RATIO_ALLOWANCE})"
+            )
+            raise CorpusError(
+                f"{archive}: unpacks to more than {why} (at member {member.name!r}); refusing "
+                "to extract (raise the limit if the archive is genuine)"
+            )
+
+
+def extract_tar_safely(
+    archive: str | os.PathLike,
+    dest_dir: str | os.PathLike,
+    max_bytes: int = MAX_EXTRACT_BYTES,
+    max_members: int = MAX_EXTRACT_MEMBERS,
+    max_ratio: float = MAX_EXTRACT_RATIO,
+) -> list[Path]:
     """Extract a tar archive into ``dest_dir`` and return the top-level paths it created.
 
     Every member is checked first (no absolute paths, no ``..``, no links, devices or fifos), so
     an unsafe archive writes nothing; the checked members are then extracted with tarfile's
     ``data`` filter into a staging folder and moved into place. An existing top-level path is
     an error rather than something to merge into or overwrite.
+
+    Size limits, from the member headers while the archive is read (see ``_checked_members``):
+    at most ``max_members`` members and at most ``max_bytes`` unpacked bytes, and at most
+    ``max_ratio`` times the archive's size plus 64 MiB (a compression bomb: 200 MB of zeros
+    packs into 200 KB). The defaults (100 GiB, 1,000,000 members, ratio 50) pass any
+    LibriSpeech archive; a corpus module passes tighter ones when it knows its archive.
     """
     archive, dest_dir = Path(archive), Path(dest_dir)
     try:
@@ -185,18 +252,14 @@ def extract_tar_safely(archive: str | os.PathLike, dest_dir: str | os.PathLike) 
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise CorpusError(f"{archive}: not a readable tar archive ({exc})") from None
     with tar:
-        try:
-            members = tar.getmembers()
-        except (tarfile.TarError, OSError, EOFError) as exc:
-            raise CorpusError(f"{archive}: corrupt tar archive ({exc})") from None
-        for member in members:
-            check_member(archive, member)
+        members = _checked_members(tar, archive, max_bytes, max_members, max_ratio)
         tops = sorted({PurePosixPath(m.name).parts[0] for m in members if m.name.strip("/.")})
         for top in tops:
             if (dest_dir / top).exists():
                 raise CorpusError(f"{dest_dir / top}: already exists; remove it to extract again")
         dest_dir.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".extract.", dir=dest_dir))
+        _remove_stale_staging(dest_dir)
+        staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=dest_dir))
         try:
             # The data filter (Python >= 3.11.4) re-checks what check_member checked and also
             # drops permissions a corpus has no use for (setuid, device numbers, owners).
@@ -208,5 +271,14 @@ def extract_tar_safely(archive: str | os.PathLike, dest_dir: str | os.PathLike) 
             for top in tops:
                 os.replace(staging / top, dest_dir / top)
         finally:
+            # also on Ctrl-C and SIGTERM (asr's handler raises): no half-unpacked staging left
             shutil.rmtree(staging, ignore_errors=True)
     return [dest_dir / top for top in tops]
+
+
+def _remove_stale_staging(dest_dir: Path) -> None:
+    """Remove the staging folders of extractions that were killed (kill -9 skips the cleanup):
+    they hold half an archive and nothing else ever reads them."""
+    for stale in dest_dir.glob(f"{STAGING_PREFIX}*"):
+        if stale.is_dir() and re.fullmatch(r"\.extract\.[a-z0-9_]{8}", stale.name):
+            shutil.rmtree(stale, ignore_errors=True)

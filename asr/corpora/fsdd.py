@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -25,7 +26,7 @@ from pathlib import Path
 import soundfile
 
 from asr.audio import load_audio
-from asr.corpora.download import download, extract_tar_safely, find_audio_folder
+from asr.corpora.download import download, extract_tar_safely, file_digest, find_audio_folder
 from asr.datadir import DataDir, spk2utt_from_utt2spk
 from asr.errors import AsrError, AudioError, ConfigError, CorpusError
 
@@ -38,6 +39,16 @@ FOLDER_IN_ARCHIVE = f"free-spoken-digit-dataset-{TAG.removeprefix('v')}"  # GitH
 RECORDINGS = "recordings"
 # Release v1.0.10 has 6 speakers x 10 digits x 50 takes; a later release only adds to it.
 MIN_RECORDINGS = 3000
+# GitHub publishes no checksum of its tag archives, and does not promise that they stay
+# byte-identical (the gzip around the same files may change), so the archive itself cannot be
+# pinned. What is pinned is its contents: the SHA-256 of the `sha256sum` listing of the
+# release's recordings, i.e. `cd recordings && LC_ALL=C sha256sum *.wav | sha256sum`. It was
+# computed from the blobs of the git tag v1.0.10 (its tree recordings/ has 3000 entries) and
+# matches a copy of the unpacked release; see recordings_digest.
+RECORDINGS_SHA256 = "1801eae019c063377d98f831d3f93574f259475df7332bb0e3d1b080fb5e6959"
+# the release archive is ~3000 wavs of ~25 MiB and a few scripts: tighter than the defaults
+MAX_ARCHIVE_BYTES = 1024**3
+MAX_ARCHIVE_MEMBERS = 10_000
 
 SAMPLE_RATE = 8000
 SPLITS = ("train", "dev", "test")
@@ -282,17 +293,42 @@ def _count_recordings(recordings_dir: Path) -> int:
     return count
 
 
+def recordings_digest(recordings_dir: str | os.PathLike) -> tuple[str, int]:
+    """(SHA-256 of the ``sha256sum`` listing of the folder's ``*.wav`` files, their count).
+
+    The listing is ``LC_ALL=C sha256sum *.wav``: one line ``<hex>  <name>`` per file, sorted by
+    name bytes; its SHA-256 is compared with RECORDINGS_SHA256 by ``download_fsdd``.
+    """
+    files = sorted(Path(recordings_dir).glob("*.wav"), key=lambda p: p.name.encode("utf-8"))
+    listing = hashlib.sha256()
+    for path in files:
+        listing.update(f"{file_digest(path)}  {path.name}\n".encode())
+    return listing.hexdigest(), len(files)
+
+
+def _check_release(recordings_dir: Path, remedy: str) -> None:
+    """CorpusError unless the folder holds exactly the recordings of release TAG."""
+    got, count = recordings_digest(recordings_dir)
+    if got != RECORDINGS_SHA256:
+        raise CorpusError(
+            f"{recordings_dir}: not the FSDD {TAG} recordings ({count} wav files whose "
+            f"sha256sum listing hashes to {got}, expected {RECORDINGS_SHA256}); {remedy}"
+        )
+
+
 def download_fsdd(dest_dir: str | os.PathLike, url: str = URL) -> Path:
     """Download and unpack FSDD release ``TAG`` into DEST_DIR; return the corpus folder.
 
     The corpus folder is DEST_DIR/free-spoken-digit-dataset-1.0.10 (holding ``recordings/``);
     give it to ``prepare_fsdd``. No checksum is published for GitHub's archive of the tag (and
-    GitHub does not promise byte-stable archives), so instead of a SHA-256 the unpacked tree
-    must hold ``recordings/`` with at least ``MIN_RECORDINGS`` (3000) wavs with FSDD names;
-    prepare_fsdd then checks every file's audio. A complete copy already there is used without
-    any download; an incomplete one is an error (remove it to download again), never
+    GitHub does not promise byte-stable archives), so the unpacked recordings are checked
+    instead: ``recordings/`` must hold at least ``MIN_RECORDINGS`` (3000) wavs with FSDD names,
+    and the SHA-256 of their ``sha256sum`` listing must be RECORDINGS_SHA256 (every file's
+    name and bytes as released). A verified copy already there is used without any download;
+    an incomplete or different one is an error (remove it to download again), never
     overwritten. DEST_DIR/free-spoken-digit-dataset-v1.0.10.tar.gz is kept and re-used. The
-    archive is unpacked with ``extract_tar_safely`` (no links, no paths outside DEST_DIR).
+    archive is unpacked with ``extract_tar_safely`` (no links, no paths outside DEST_DIR, at
+    most MAX_ARCHIVE_MEMBERS members and MAX_ARCHIVE_BYTES bytes).
     """
     dest_dir = Path(dest_dir)
     corpus = dest_dir / FOLDER_IN_ARCHIVE
@@ -303,6 +339,7 @@ def download_fsdd(dest_dir: str | os.PathLike, url: str = URL) -> Path:
                 f"{corpus}: incomplete FSDD copy ({found} of {MIN_RECORDINGS} recordings); "
                 "remove it to download again"
             )
+        _check_release(corpus / RECORDINGS, f"remove {corpus} to download again")
         log.info("%s: already complete (%d recordings), not downloading", corpus, found)
         return corpus
     dest_dir.mkdir(parents=True, exist_ok=True)
@@ -311,8 +348,10 @@ def download_fsdd(dest_dir: str | os.PathLike, url: str = URL) -> Path:
         log.info("%s: already downloaded, not downloading again", archive)
     else:
         log.info("downloading %s", url)
-        download(url, archive)  # no published checksum: see the docstring
-    extract_tar_safely(archive, dest_dir)
+        download(url, archive)  # no published checksum: the contents are checked below
+    extract_tar_safely(
+        archive, dest_dir, max_bytes=MAX_ARCHIVE_BYTES, max_members=MAX_ARCHIVE_MEMBERS
+    )
     recordings_dir = corpus / RECORDINGS
     if not recordings_dir.is_dir():
         raise CorpusError(f"{archive}: has no {FOLDER_IN_ARCHIVE}/{RECORDINGS}/ folder")
@@ -322,5 +361,6 @@ def download_fsdd(dest_dir: str | os.PathLike, url: str = URL) -> Path:
             f"{archive}: only {found} of {MIN_RECORDINGS} FSDD recordings; "
             f"delete it and {corpus} to download again"
         )
+    _check_release(recordings_dir, f"delete {archive} and {corpus} to download again")
     log.info("%s: extracted %d recordings", corpus, found)
     return corpus

@@ -70,6 +70,9 @@ for run in $runs; do
   direction=bidirectional; [ "$bi" = true ] || direction=forward-only
   params=$(sed -n 's/.* \([0-9]*\) parameters;.*/\1/p' "$exp/$name/train.log" | head -1)
   best=$(tail -1 "$exp/$name/train.log" | sed -n 's/.*dev TER \([0-9.]*%\).*/\1/p')
+  # a run that never left the CTC plateau says so in its stop reason (asr.plateau)
+  grep -q "stuck on the CTC plateau" <(tail -1 "$exp/$name/train.log") \
+    && best="$best; STUCK on the CTC plateau (see $exp/$name/train.log)"
   printf "%-6s %-5s %-14s %7s %s; %s\n" "$name" "$cell" "$direction" "$params" \
     "$(head -1 "$exp/$name/decode_greedy/per")" "$best"
   curves+=("$cell-$([ "$bi" = true ] && echo bi || echo uni)=$exp/$name")

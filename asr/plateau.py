@@ -1,0 +1,49 @@
+"""The CTC plateau: telling a run that is stuck emitting blanks from one that is still learning.
+
+Early in CTC training a network learns that "blank everywhere" is the cheapest output: the dev
+hypotheses are empty (or nearly so) and the dev token error rate sits at or near 100%. Most runs
+leave this plateau when the first spikes appear; some never do (the yes/no recipe's seeds 2-4
+before this module, the forward-only tanh RNN of the synth recipe's ``compare_cells.sh``, 93%
+TER after 12 epochs, nearly all deletions). Measured on yes/no (recipes/yesno/RESULTS), runs
+that do escape can spend up to 13 epochs at 100%, so the default patience (8 epochs at 90% or
+more, in asr.train) only catches runs that are slower than that; a restart costs little on the
+small tasks where this happens, and large tasks leave the plateau within their first epochs.
+
+The rule, kept apart from the loop so it can be tested on histories alone: a run is stuck when
+every one of the last ``patience`` epochs since its last (re)start had a dev TER of at least
+``ter`` percent. The trainer then draws new weights from :func:`restart_seed` and starts its
+optimizer over (``asr.train``); after ``restarts`` restarts it stops and says it is stuck.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+
+def epochs_on_plateau(history: Sequence[Mapping[str, float]], since_epoch: int, ter: float) -> int:
+    """How many of the epochs after ``since_epoch`` had a dev TER of at least ``ter``, counted
+    from the newest back to the first one below it."""
+    count = 0
+    for record in reversed(history):
+        if record["epoch"] <= since_epoch or record["dev_ter"] < ter:
+            break
+        count += 1
+    return count
+
+
+def is_stuck(
+    history: Sequence[Mapping[str, float]], since_epoch: int, patience: int, ter: float
+) -> bool:
+    """True when ``patience`` (> 0) epochs since ``since_epoch`` all stayed at ``ter`` % or more
+    and none of them was ever below it (a run that dipped under ``ter`` once has left the
+    plateau, even if it later climbs back: that is divergence, which the lr schedule handles)."""
+    if patience <= 0:
+        return False
+    since = [h for h in history if h["epoch"] > since_epoch]
+    return len(since) >= patience and all(h["dev_ter"] >= ter for h in since)
+
+
+def restart_seed(seed: int, restart: int) -> int:
+    """The seed of the weights of restart number ``restart`` (1, 2, ...) of a run seeded
+    ``seed``: a function of both, so a resumed run restarts exactly as an uninterrupted one."""
+    return (seed + 7_919 * restart) % (2**63)
