@@ -268,7 +268,9 @@ class AcousticModel(nn.Module):
             if number:
                 x = self.dropout(x)
             x = layer(x, index)
-        log_probs = F.log_softmax(self.output(x), dim=-1)
+        # log-softmax in fp32 whatever autocast chose: in bf16 a confident blank's log-prob
+        # (near 0) is off by ~0.01, enough for CTC losses below zero and unstable training
+        log_probs = F.log_softmax(self.output(x).float(), dim=-1)
         return log_probs.transpose(0, 1), out_lengths
 
     def num_parameters(self) -> int:

@@ -4,10 +4,12 @@ Early in CTC training a network learns that "blank everywhere" is the cheapest o
 hypotheses are empty (or nearly so) and the dev token error rate sits at or near 100%. Most runs
 leave this plateau when the first spikes appear; some never do (the yes/no recipe's seeds 2-4
 before this module, the forward-only tanh RNN of the synth recipe's ``compare_cells.sh``, 93%
-TER after 12 epochs, nearly all deletions). Measured on yes/no (recipes/yesno/RESULTS), runs
-that do escape can spend up to 13 epochs at 100%, so the default patience (8 epochs at 90% or
-more, in asr.train) only catches runs that are slower than that; a restart costs little on the
-small tasks where this happens, and large tasks leave the plateau within their first epochs.
+TER after 12 epochs, nearly all deletions). Measured on yes/no (recipes/yesno/RESULTS), runs on
+whole recordings that did escape spent up to 13 epochs at 100%; the default patience (8 epochs at
+90% or more, in asr.train) restarts such a slow run early, which costs a fresh draw and seconds
+on the small tasks where this happens, while large tasks leave the plateau in their first epochs
+and never meet the rule. A task with few tokens can tighten it (the yes/no recipe: 10 epochs at
+10% or more), since there a run stuck at 45-87% TER emits a few words and deletes the rest.
 
 The rule, kept apart from the loop so it can be tested on histories alone: a run is stuck when
 every one of the last ``patience`` epochs since its last (re)start had a dev TER of at least

@@ -60,10 +60,13 @@ def _cpu_has_native_bf16() -> bool:
     except (AttributeError, RuntimeError):
         pass  # older builds lack the query: the probe below decides
     try:
-        lstm = torch.nn.LSTM(4, 4)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            out, _ = lstm(torch.randn(3, 2, 4))
-        out.float().sum().backward()
+        # the backward needs autograd, whatever context the first caller is in (inference
+        # under no_grad or inference_mode made this probe fail, and the cache kept "no")
+        with torch.inference_mode(False), torch.enable_grad():
+            lstm = torch.nn.LSTM(4, 4)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                out, _ = lstm(torch.randn(3, 2, 4))
+            out.float().sum().backward()
     except RuntimeError:
         return False  # "could not create a primitive descriptor": no bf16 kernels
     return True

@@ -49,7 +49,7 @@ from asr.dataset import (
     load_examples,
     make_batches,
 )
-from asr.distributed import World, world_from_env
+from asr.distributed import World, all_gather_objects, world_from_env
 from asr.errors import ConfigError, DataDirError, TrainingError
 from asr.fileio import atomic_write, fault_point
 from asr.model import AcousticModel, ModelConfig
@@ -531,8 +531,6 @@ class _Trainer:
     def on_main(self, write: Callable[[], None]) -> None:
         """Run ``write`` in rank 0 and wait for it in every process. A failed write
         (TrainingError) is raised in every process, so that none waits for rank 0 forever."""
-        from asr.distributed import all_gather_objects
-
         problem = ""
         if self.world.is_main:
             try:

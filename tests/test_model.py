@@ -15,6 +15,7 @@ from asr.model import (
     output_lengths,
     stack_frames,
 )
+from asr.precision import autocast
 
 # nn.LSTM(proj_size=...) warns that oneDNN does not support it; that is expected here
 pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported")
@@ -317,3 +318,21 @@ def test_cuda_uses_cudnn_and_matches_cpu() -> None:
     torch.testing.assert_close(got[1, :6], alone[0], atol=1e-5, rtol=0)
     if torch.backends.cudnn.is_available():
         assert "aten::_cudnn_rnn" in rnn_kernels(model, feats.cuda(), lengths.cuda())
+
+
+def test_log_probs_are_a_distribution_in_fp32_under_bf16_autocast() -> None:
+    """Under bf16 autocast the output layer runs in bf16, but its log-softmax must not: in bf16
+    a confident frame's log-probs summed (in probability) to 1 +- ~1e-2, and CTC losses went
+    below zero in bf16 training of the yes/no recipe."""
+    torch.manual_seed(0)
+    model = AcousticModel(ModelConfig(input_dim=8, num_tokens=3, hidden_size=16, num_layers=1))
+    # a large output bias makes the blank near-certain, where bf16's error showed most
+    with torch.no_grad():
+        model.output.bias.copy_(torch.tensor([12.0, 0.0, 0.0]))
+    feats, lengths = torch.randn(2, 20, 8), torch.tensor([20, 14])
+    with autocast(torch.device("cpu"), torch.bfloat16):
+        log_probs, _ = model(feats, lengths)
+    assert log_probs.dtype == torch.float32
+    total = torch.logsumexp(log_probs, dim=-1)
+    assert torch.allclose(total, torch.zeros_like(total), atol=1e-5)
+    assert bool((log_probs <= 0).all())

@@ -20,6 +20,7 @@ import yaml
 from conftest import cpu_flags_have_bf16
 from test_train import config, write_synthetic
 
+from asr import precision
 from asr.cli import main
 from asr.errors import ConfigError, DataDirError, TrainingError
 from asr.package import load_checkpoint, load_package
@@ -414,6 +415,24 @@ def test_resolve_precision_on_cpu(cpu_bf16) -> None:
         assert resolve_precision("auto", CPU) is None
         with pytest.raises(ConfigError, match="ASR_CPU_BF16=0 says this CPU has no native bf16"):
             resolve_precision("bf16", CPU)
+
+
+@pytest.mark.parametrize("context", ["inference_mode", "no_grad"])
+def test_bf16_detection_does_not_depend_on_the_first_callers_grad_mode(
+    monkeypatch, context
+) -> None:
+    """The probe runs a backward pass; first called from inference code (no_grad or
+    inference_mode) it used to fail there and cache "no native bf16" for the process."""
+    monkeypatch.delenv("ASR_CPU_BF16", raising=False)
+    native = cpu_flags_have_bf16()
+    if native is None:
+        pytest.skip("no /proc/cpuinfo flags line to check the detection against")
+    precision._cpu_has_native_bf16.cache_clear()
+    try:
+        with getattr(torch, context)():
+            assert precision.resolve_precision("auto", CPU) is (torch.bfloat16 if native else None)
+    finally:
+        precision._cpu_has_native_bf16.cache_clear()
 
 
 def test_auto_chooses_bf16_exactly_where_the_cpu_flags_say(monkeypatch) -> None:
