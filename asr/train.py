@@ -60,7 +60,8 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
 FINAL = "final.pt"
-HISTORY_FIELDS = ("epoch", "train_loss", "dev_loss", "dev_ter", "lr", "time")
+# dev_output: dev hypothesis tokens per reference token (near 0 on the CTC plateau: blanks only)
+HISTORY_FIELDS = ("epoch", "train_loss", "dev_loss", "dev_ter", "lr", "time", "dev_output")
 
 
 @dataclass
@@ -99,6 +100,8 @@ class TrainConfig:
     # that the run says it is stuck. plateau_patience 0 turns this off.
     plateau_patience: int = 8
     plateau_ter: float = 90.0
+    # ... or fewer dev hypothesis tokens than this per reference token (mostly blanks)
+    plateau_min_output: float = 0.5
     plateau_restarts: int = 3
 
     def __post_init__(self) -> None:
@@ -145,6 +148,8 @@ class TrainConfig:
             raise ConfigError(f"{source}: lr, max_epochs and batch_frames must be positive")
         if not 0 < self.plateau_ter <= 100:
             raise ConfigError(f"{source}: plateau_ter must be a percentage in (0, 100]")
+        if not 0 <= self.plateau_min_output <= 1:
+            raise ConfigError(f"{source}: plateau_min_output must be in [0, 1]")
         if not 0 < self.lr_halving_factor <= 1:
             raise ConfigError(f"{source}: lr_halving_factor must be in (0, 1]")
         negative = [
@@ -258,7 +263,8 @@ def _write_history(path: Path, history: Sequence[Mapping[str, float]]) -> None:
     with atomic_write(path) as handle:
         handle.write("\t".join(HISTORY_FIELDS) + "\n")
         for h in history:
-            handle.write("\t".join(repr(h[k]) for k in HISTORY_FIELDS) + "\n")
+            # a history from before dev_output was recorded (an older checkpoint) has none
+            handle.write("\t".join(repr(h.get(k, math.nan)) for k in HISTORY_FIELDS) + "\n")
 
 
 def read_history(path: str | os.PathLike) -> list[dict[str, float]]:
@@ -740,8 +746,9 @@ class _Trainer:
         return total_loss / total_tokens
 
     @torch.no_grad()
-    def evaluate(self) -> tuple[float, float]:
-        """Dev loss per token (utterances with usable labels) and dev token error rate (%).
+    def evaluate(self) -> tuple[float, float, float]:
+        """Dev loss per token (utterances with usable labels), dev token error rate (%) and the
+        dev hypotheses' token count per reference token (the plateau's signature: near 0).
 
         Each process decodes its share of the dev batches; the sums and hypotheses are
         gathered so that every process takes the same schedule decision.
@@ -778,7 +785,8 @@ class _Trainer:
         for part in all_gather_objects(hyps):
             hyps.update(part)
         refs = {e.utt_id: e.ref for e in self.dev_examples}
-        return total_loss / max(total_tokens, 1), error_rate(refs, hyps)
+        output = sum(len(hyps.get(u, ())) for u in refs) / max(sum(map(len, refs.values())), 1)
+        return total_loss / max(total_tokens, 1), error_rate(refs, hyps), output
 
     def update_schedule(self, dev_loss: float) -> None:
         """Newbob-style: halve the lr after a patience of flat epochs; stop after a longer one."""
@@ -813,7 +821,7 @@ class _Trainer:
             start = time.monotonic()
             lr = float(self.optimizer.param_groups[0]["lr"])
             train_loss = self.run_epoch(epoch)
-            dev_loss, dev_ter = self.evaluate()
+            dev_loss, dev_ter, dev_output = self.evaluate()
             s["epoch"] = epoch
             record = {
                 "epoch": epoch,
@@ -822,6 +830,7 @@ class _Trainer:
                 "dev_ter": dev_ter,
                 "lr": lr,
                 "time": time.monotonic() - start,
+                "dev_output": dev_output,
             }
             s["history"].append(record)
             self.update_schedule(dev_loss)
@@ -845,14 +854,18 @@ class _Trainer:
         if cfg.plateau_patience == 0:
             return
         since = s.get("restart_epoch", 0)
-        stuck = plateau.is_stuck(s["history"], since, cfg.plateau_patience, cfg.plateau_ter)
+        rule = {"ter": cfg.plateau_ter, "min_output": cfg.plateau_min_output}
+        stuck = plateau.is_stuck(s["history"], since, cfg.plateau_patience, **rule)
         last = bool(s["stop_reason"]) or s["epoch"] >= cfg.max_epochs
-        ending = last and plateau.is_stuck(s["history"], since, 1, cfg.plateau_ter)
+        ending = last and plateau.is_stuck(s["history"], since, 1, **rule)
         if not (stuck or ending):
             return
         restarts = s.get("plateau_restarts", 0)
-        flat = plateau.epochs_on_plateau(s["history"], since, cfg.plateau_ter)
-        what = f"stuck on the CTC plateau: dev TER >= {cfg.plateau_ter:g}% for {flat} epochs"
+        flat = plateau.epochs_on_plateau(s["history"], since, **rule)
+        what = (
+            f"stuck on the CTC plateau: dev TER >= {cfg.plateau_ter:g}% or under "
+            f"{cfg.plateau_min_output:g} output tokens per reference token for {flat} epochs"
+        )
         if restarts >= cfg.plateau_restarts or s["epoch"] >= cfg.max_epochs:
             reason = f"{what} after {restarts} restart(s)"
             if not s["stop_reason"] and s["epoch"] >= cfg.max_epochs:

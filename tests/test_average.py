@@ -23,7 +23,7 @@ def write_history(exp: Path, dev_loss: list[float], dev_ter: list[float] | None 
     dev_ter = dev_ter or [10.0] * len(dev_loss)
     lines = ["\t".join(HISTORY_FIELDS)]
     for epoch, (loss, ter) in enumerate(zip(dev_loss, dev_ter, strict=True), 1):
-        lines.append("\t".join(map(repr, (epoch, 1.0, loss, ter, 1e-3, 2.0))))
+        lines.append("\t".join(map(repr, (epoch, 1.0, loss, ter, 1e-3, 2.0, 1.0))))
     (exp / "history.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 

@@ -454,7 +454,10 @@ def prepare_synth(
     dropped: Counter[str] = Counter()
     tasks = _batches(plan, out_dir)
     bar = tqdm(total=len(plan), desc="synthesise", unit="utt", disable=not progress)
-    context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+    # forkserver, not fork: a child forked from a process whose other threads hold a lock (an
+    # OpenMP pool after a resample, a monitor thread) can wait for it forever, as one did in the
+    # test suite; the fork server starts from a fresh interpreter and this module imports fast
+    context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
     pool = context.Pool(jobs) if jobs > 1 else None
     try:
         results = pool.imap_unordered(_make_batch, tasks) if pool else map(_make_batch, tasks)
