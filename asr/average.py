@@ -30,7 +30,8 @@ from pathlib import Path
 import torch
 
 from asr.errors import ConfigError, PackageError
-from asr.package import ModelPackage, load_package, save_package
+from asr.package import ModelPackage, load_package, resource_entry, save_package
+from asr.train import read_history
 
 SELECTIONS = ("best", "last")
 METRICS = ("dev_loss", "dev_ter")
@@ -115,8 +116,6 @@ def _epoch_files(exp_dir: Path) -> dict[int, Path]:
 
 
 def _read_history(path: Path) -> list[dict[str, float]]:
-    from asr.train import read_history
-
     try:
         rows = read_history(path)
     except FileNotFoundError:
@@ -226,3 +225,37 @@ def average_checkpoints(
         metric=metric if select == "best" else None,
         values=values,
     )
+
+
+def package_experiment(
+    exp_dir: str | os.PathLike,
+    out_path: str | os.PathLike,
+    average: int = 1,
+    select: str = "best",
+    metric: str = "dev_loss",
+    lexicon: str | os.PathLike | None = None,
+    lm: str | os.PathLike | None = None,
+    embed: bool = False,
+) -> tuple[ModelPackage, list[int]]:
+    """Build the deployable package of a training run and write it to ``out_path`` atomically.
+
+    The weights are the element-wise mean of ``average`` epochs of ``exp_dir`` (``epoch-N.pt``)
+    chosen as ``asr average`` does (the best by ``metric`` in history.tsv, or the last); the rest
+    (model and feature config, tokens, CMVN stats) comes from the newest chosen epoch, as in
+    :func:`average_checkpoints`. ``lexicon``/``lm`` are recorded in ``extra`` (see
+    :func:`asr.package.resource_entry`). Returns the package and the epochs averaged (oldest first).
+    """
+    exp_dir = Path(exp_dir)
+    resources = {
+        name: resource_entry(path, embed)
+        for name, path in (("lexicon", lexicon), ("lm", lm))
+        if path is not None
+    }
+    result, epochs, values = averaged_package(exp_dir, average, select, metric)
+    result.extra.update(
+        average_values={str(e): v for e, v in values.items()},
+        packaged_from=str(exp_dir.resolve()),
+    )
+    result.extra.update(resources)
+    save_package(result, out_path)
+    return result, epochs

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from asr.score import html as score_html
+from asr.score import report_files
 from asr.score.html import format_html
+from asr.score.report_files import write_reports
 from asr.score.reports import (
     confusions,
     format_dtl,
@@ -28,7 +29,6 @@ from asr.score.reports import (
     format_sys,
     speaker_groups,
     to_json,
-    write_reports,
 )
 from asr.score.result import Alignment, ScoreResult
 
@@ -532,7 +532,7 @@ def test_write_reports_failing_format_writes_nothing(
     def broken(*args: object, **kwargs: object) -> str:
         raise RuntimeError("cannot render")
 
-    monkeypatch.setattr(score_html, "format_html", broken)
+    monkeypatch.setattr(report_files, "format_html", broken)  # as write_reports calls it
     with pytest.raises(RuntimeError):
         write_reports(result, out, "r")
     assert [p.name for p in out.iterdir()] == ["r.sys"]

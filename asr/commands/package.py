@@ -34,7 +34,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from asr.package import package_experiment
+    from asr.average import package_experiment
 
     package, epochs = package_experiment(
         args.exp_dir,

@@ -368,7 +368,7 @@ def _write_outputs(args: argparse.Namespace, result, formats: list[str], name: s
         score.write_alignments(result, args.alignments)
         log.info("wrote alignments of %d utterances to %s", result.sentences, args.alignments)
     if args.reports:
-        from asr.score.reports import write_reports
+        from asr.score.report_files import write_reports
 
         paths = write_reports(result, args.reports, args.report_name or name, formats)
         log.info("wrote %s", ", ".join(os.fspath(p) for p in paths))
@@ -412,7 +412,7 @@ def _write_comparison(args: argparse.Namespace, formats: list[str], results, not
     """Each system's reports, and one HTML page with both systems and the tests' results."""
     from asr.fileio import atomic_write
     from asr.score.html import format_html
-    from asr.score.reports import write_reports
+    from asr.score.report_files import write_reports
 
     written = []
     for label, result in zip("AB", results, strict=True):
