@@ -26,9 +26,9 @@ import time
 import torch
 from torch import nn
 
-from asr.ctc_beam import beam_search_batch
-from asr.decode import greedy_decode
-from asr.model import AcousticModel, ModelConfig, stack_frames
+from asr.decoding.greedy import greedy_decode
+from asr.decoding.prefix_beam import beam_search_batch
+from asr.nn.model import AcousticModel, ModelConfig, stack_frames
 
 FRAME_SHIFT_S = 0.01
 

@@ -27,7 +27,7 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from asr.features import fbank  # noqa: E402
+from asr.features.kaldi import fbank  # noqa: E402
 
 SHARED = Path(os.environ.get("ASR_SHARED", REPO.parent / "shared"))
 SAMPLE_RATE = 16000

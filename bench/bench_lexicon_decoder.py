@@ -31,12 +31,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from asr.dataset import FeatureSet
-from asr.decode import greedy_decode
-from asr.inference import load_model
-from asr.lexicon import read_lexicon
-from asr.lexicon_decoder import DecoderOptions, LexiconDecoder
+from asr.decoding.greedy import greedy_decode
+from asr.decoding.lexicon_beam import DecoderOptions, LexiconDecoder
+from asr.features.dataset import FeatureSet
+from asr.nn.load import load_network
 from asr.score import read_transcripts, wer
+from asr.units.lexicon import read_lexicon
 
 REPO = Path(__file__).resolve().parent.parent
 BOOKS = REPO / "recipes/synth_books"
@@ -63,7 +63,7 @@ def emissions_of_model(
     model: Path, data: Path, utts: int
 ) -> tuple[dict[str, np.ndarray], float, float]:
     """Log-posteriors of the first ``utts`` utterances, the audio seconds, the network seconds."""
-    loaded = load_model(model)
+    loaded = load_network(model)
     features = FeatureSet(data, global_stats=loaded.package.cmvn_stats)
     shift = float(features.config.options.get("frame_shift", 10.0)) / 1000.0
     out, audio, network = {}, 0.0, 0.0
@@ -115,7 +115,7 @@ def main() -> None:
     )
     refs = read_transcripts(root / "data/test/text")
     refs = {u: refs[u] for u in emissions}
-    tokens = load_model(model).tokens
+    tokens = load_network(model).tokens
     greedy = {
         u: tokens.decode(greedy_decode(torch.from_numpy(e)[None])[0]) for u, e in emissions.items()
     }

@@ -1,6 +1,6 @@
 """Benchmark: a training step under bf16 autocast against the same step in fp32 (CPU).
 
-Both are ``asr.train_step.TrainStep`` (what ``asr train`` runs per batch) on the same 4x320
+Both are ``asr.training.step.TrainStep`` (what ``asr train`` runs per batch) on the same 4x320
 BLSTM and batch, alternating, in one process; the ratio is fp32 time over bf16 time (above 1:
 bf16 is faster). bf16 needs native CPU support (AVX-512 BF16 or AMX, through oneDNN); where it
 is missing, ``asr train``'s ``precision: auto`` trains in fp32 and this prints so. Then
@@ -18,9 +18,9 @@ import time
 
 import torch
 
-from asr.model import AcousticModel, ModelConfig
-from asr.precision import cpu_supports_bf16
-from asr.train_step import TrainStep
+from asr.nn.model import AcousticModel, ModelConfig
+from asr.nn.precision import cpu_supports_bf16
+from asr.training.step import TrainStep
 
 
 def make_step(args: argparse.Namespace, dtype: torch.dtype | None) -> tuple[TrainStep, tuple]:

@@ -25,10 +25,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from asr.corpora import synth  # noqa: E402
-from asr.speed_perturb import perturb_speed, write_flac  # noqa: E402
-from asr.synth.prompts import generate_prompts  # noqa: E402
-from asr.synth.voice import Prosody  # noqa: E402
+from asr.corpora.synthetic import corpus as synth  # noqa: E402
+from asr.corpora.synthetic.prompts import generate_prompts  # noqa: E402
+from asr.corpora.synthetic.voice import Prosody  # noqa: E402
+from asr.data.audio import write_flac  # noqa: E402
+from asr.data.speed_perturb import perturb_speed  # noqa: E402
 
 TARGET = 50.0
 

@@ -3,23 +3,23 @@
 (a) Phones: the synth recipe's phone model (``recipes/synth/exp/phone/final.pt``) on its test
 set (``recipes/synth/data/test``: stored features normalized as in training, per-voice CMVN);
 the reference is ``phones.ctm``, the phone times the synthesisers reported. Two hypotheses:
-forced alignment (``asr.ctc_timing.forced_align``) of the reference phone sequence, and the
+forced alignment (``asr.decoding.timing.forced_align``) of the reference phone sequence, and the
 greedy spans (``greedy_spans``) of the phones where the greedy output matches the reference
 (difflib's matching blocks, so a recognition error drops only the phones around it).
-(b) Words: the TIMIT sample (``.WAV`` read by ``asr.audio.load_audio``, features from the char
+(b) Words: the TIMIT sample (``.WAV`` read by ``asr.data.audio.load_audio``, features from the char
 model's feature config, CMVN over each speaker's recordings as in training; ``.WRD`` word
 boundaries in samples at 16 kHz) with the synth recipe's char model
 (``recipes/synth/exp/word/final.pt``), forced-aligning the reference words (lower-case, letters
 and apostrophes only, ``<space>`` between words) and comparing each word's start and end.
 
-Times come from ``asr.ctc_timing.timed_units`` (output frame k -> k * frame_shift * skip s).
+Times come from ``asr.decoding.timing.timed_units`` (output frame k -> k * frame_shift * skip s).
 Figures per hypothesis: mean and median absolute error of starts, of ends, and of all
 boundaries (starts and ends pooled), the mean signed start and end error (positive = late),
 and the share of boundaries within 20 / 50 ms. ``own`` is the raw spans (a unit ends
 where its own frames end); three other end conventions are printed: ``next`` (a
 unit ends where the next unit starts; the last keeps its own end), ``mid`` (halfway between
 its own end and the next unit's start) and ``asr``, what ``asr transcribe`` reports (halfway,
-at most ``asr.ctc_timing.DEFAULT_END_EXTENSION``; the others are from the raw spans). The
+at most ``asr.decoding.timing.DEFAULT_END_EXTENSION``; the others are from the raw spans). The
 models and data exist only on the machine that ran the synth recipe and holds ../shared; what
 is missing is skipped with a message.
 
@@ -41,7 +41,7 @@ from pathlib import Path
 
 import torch
 
-from asr.ctc_timing import DEFAULT_END_EXTENSION, TimedUnit, extend_ends
+from asr.decoding.timing import DEFAULT_END_EXTENSION, TimedUnit, extend_ends
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -113,16 +113,16 @@ def read_ctm(path: Path) -> dict[str, list[tuple[str, float, float]]]:
 
 
 def bench_phones(model_path: Path, data_dir: Path) -> None:
-    from asr.ctc_timing import forced_align, greedy_spans, timed_units
-    from asr.dataset import FeatureSet
-    from asr.inference import load_model
-    from asr.tokens import TokenList
+    from asr.decoding.timing import forced_align, greedy_spans, timed_units
+    from asr.features.dataset import FeatureSet
+    from asr.nn.load import load_network
+    from asr.units.tokens import TokenList
 
     lost = missing(model_path, data_dir / "feats.scp", data_dir / "phones.ctm")
     if lost:
         print(f"(a) phones: skipped, not found: {', '.join(map(str, lost))}")
         return
-    loaded = load_model(model_path)
+    loaded = load_network(model_path)
     tokens = TokenList(loaded.package.tokens, unit="phone")
     features = FeatureSet(data_dir, global_stats=loaded.package.cmvn_stats)
     step = float(features.config.options.get("frame_shift", 10.0)) / 1000 * loaded.model.config.skip
@@ -189,22 +189,18 @@ def read_wrd(path: Path, rate: int) -> list[tuple[str, float, float]]:
 
 
 def bench_words(model_path: Path, timit: Path) -> None:
-    from asr.audio import load_audio
-    from asr.ctc_timing import forced_align, timed_units
-    from asr.features import (
-        FeatureConfig,
-        compute_cmvn_stats,
-        extract_features,
-        normalize_features,
-    )
-    from asr.inference import load_model
-    from asr.tokens import TokenList
+    from asr.data.audio import load_audio
+    from asr.decoding.timing import forced_align, timed_units
+    from asr.features.cmvn import compute_cmvn_stats
+    from asr.features.config import FeatureConfig, extract_features, normalize_features
+    from asr.nn.load import load_network
+    from asr.units.tokens import TokenList
 
     lost = missing(model_path, timit)
     if lost:
         print(f"(b) TIMIT words: skipped, not found: {', '.join(map(str, lost))}")
         return
-    loaded = load_model(model_path)
+    loaded = load_network(model_path)
     tokens = TokenList(loaded.package.tokens, unit="char")
     config = FeatureConfig.from_dict(loaded.package.feature_config)
     step = float(config.options.get("frame_shift", 10.0)) / 1000 * loaded.model.config.skip

@@ -8,10 +8,10 @@ TIMIT (``phones.ctm`` of a data directory written by ``asr prepare timit``: one 
 For each utterance the model's log-probs (stored features normalized as in training, with the
 package's CMVN statistics where the model uses global CMVN) give two hypotheses:
 
-* greedy: ``asr.ctc_timing.greedy_spans``; greedy phones are matched to the reference phones by
+* greedy: ``asr.decoding.timing.greedy_spans``; greedy phones are matched to the reference phones by
   difflib's matching blocks (so a recognition error drops only the phones around it), and only
   matched phones are scored;
-* forced: ``asr.ctc_timing.forced_align`` of the reference phone sequence (every phone scored).
+* forced: ``asr.decoding.timing.forced_align`` of the reference phone sequence (every phone scored).
 
 A phone's **spike** is the output frame of its span where the posterior of its token is
 highest, stamped at the frame's centre, ``(frame + 0.5) * frame_seconds`` (``frame_seconds`` =
@@ -80,10 +80,10 @@ def summarize(name: str, hits: Hits) -> None:
 
 
 def bench(model_path: Path, data_dir: Path, loaded) -> None:
-    """One row: ``loaded`` is ``asr.inference.load_model(model_path)``."""
-    from asr.ctc_timing import forced_align, greedy_spans
-    from asr.dataset import FeatureSet
-    from asr.tokens import TokenList
+    """One row: ``loaded`` is ``asr.nn.load.load_network(model_path)``."""
+    from asr.decoding.timing import forced_align, greedy_spans
+    from asr.features.dataset import FeatureSet
+    from asr.units.tokens import TokenList
 
     needed = (model_path, data_dir / "feats.scp", data_dir / "phones.ctm")
     lost = [p for p in needed if not p.exists()]
@@ -151,9 +151,9 @@ def main() -> None:
     if not args.model.exists():
         print(f"skipped, model not found: {args.model}")
         return
-    from asr.inference import load_model
+    from asr.nn.load import load_network
 
-    loaded = load_model(args.model)
+    loaded = load_network(args.model)
     for data_dir in args.data:
         bench(args.model, data_dir, loaded)
 

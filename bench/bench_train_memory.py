@@ -1,6 +1,6 @@
 """Benchmark: peak resident memory of training a 4x320 BLSTM on batches of 20,000 frames.
 
-Each configuration runs in a fresh Python process: a few ``asr.train_step.TrainStep`` steps
+Each configuration runs in a fresh Python process: a few ``asr.training.step.TrainStep`` steps
 (SpecAugment on, precision auto) on a batch of 40 utterances x 500 input frames of 40-dim
 features, then reports ``ru_maxrss``. The reference is the same process having imported torch
 and built the model and optimizer, before the first step; the difference is what training adds.
@@ -19,10 +19,10 @@ import sys
 
 CHILD = r"""
 import json, resource, sys, torch
-from asr.model import AcousticModel, ModelConfig
-from asr.precision import resolve_precision
-from asr.spec_augment import SpecAugmentConfig
-from asr.train_step import TrainStep
+from asr.nn.model import AcousticModel, ModelConfig
+from asr.nn.precision import resolve_precision
+from asr.nn.spec_augment import SpecAugmentConfig
+from asr.training.step import TrainStep
 stack, skip, steps, threads = map(int, sys.argv[1:5])
 torch.set_num_threads(threads)
 torch.manual_seed(0)

@@ -1,6 +1,6 @@
 """Benchmark: one training step of the acoustic model against a bare nn.LSTM forward+backward.
 
-Our step is ``asr.train_step.TrainStep``, exactly what ``asr train`` runs per batch: SpecAugment
+Our step is ``asr.training.step.TrainStep``, exactly what ``asr train`` runs per batch: SpecAugment
 (on by default: 2 frequency masks of up to 8 bins, 2 time masks of up to 20 frames, time warp
 5; ``--no-spec-augment`` turns it off), AcousticModel forward (frame stacking, exact
 per-utterance bidirectional layers, CTC output) under the precision ``asr train`` picks (auto:
@@ -24,10 +24,10 @@ import time
 import torch
 from torch import nn
 
-from asr.model import AcousticModel, ModelConfig
-from asr.precision import precision_name, resolve_precision
-from asr.spec_augment import SpecAugmentConfig
-from asr.train_step import TrainStep
+from asr.nn.model import AcousticModel, ModelConfig
+from asr.nn.precision import precision_name, resolve_precision
+from asr.nn.spec_augment import SpecAugmentConfig
+from asr.training.step import TrainStep
 
 
 def main() -> None:

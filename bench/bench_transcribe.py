@@ -70,7 +70,7 @@ CHARS = ["<blk>", "'", "<space>", *"abcdefghijklmnopqrstuvwxyz"]
 
 def espeak(text: str, voice: str, speed: int, path: Path) -> np.ndarray:
     """Synthesize ``text`` with espeak-ng and return it as float32 at 16 kHz."""
-    from asr.audio import resample
+    from asr.data.audio import resample
 
     raw = path.with_suffix(".raw.wav")
     subprocess.run(
@@ -85,7 +85,7 @@ def espeak(text: str, voice: str, speed: int, path: Path) -> np.ndarray:
 
 def make_files(directory: Path, count: int, seed: int = 0) -> list[Path]:
     """``count`` WAV files of 2-10 s of speech (reused when already there)."""
-    from asr.synth.prompts import generate_prompts
+    from asr.corpora.synthetic.prompts import generate_prompts
 
     directory.mkdir(parents=True, exist_ok=True)
     paths = [directory / f"utt{n:04d}.wav" for n in range(count)]
@@ -133,8 +133,8 @@ def make_long(path: Path, sources: list[Path], minutes: float, seed: int = 1) ->
 
 def make_package(path: Path, layers: int, hidden: int) -> Path:
     """An untrained 4x320 BLSTM (stack 3 / skip 3) char model package with the synth features."""
-    from asr.model import AcousticModel, ModelConfig
-    from asr.package import ModelPackage, save_package
+    from asr.nn.model import AcousticModel, ModelConfig
+    from asr.nn.package import ModelPackage, save_package
 
     torch.manual_seed(0)
     config = ModelConfig(
@@ -168,9 +168,10 @@ def stages(recognizer, paths: list[Path], batch_seconds: float) -> dict[str, flo
     """Seconds per stage, calling the library's steps in the order the transcriber does."""
     import dataclasses
 
-    from asr.audio import load_audio
-    from asr.ctc_timing import greedy_spans, timed_units
-    from asr.features import compute_cmvn_stats, extract_features, normalize_features
+    from asr.data.audio import load_audio
+    from asr.decoding.timing import greedy_spans, timed_units
+    from asr.features.cmvn import compute_cmvn_stats
+    from asr.features.config import extract_features, normalize_features
 
     config = recognizer.feature_config
     rate = recognizer.sample_rate
@@ -293,7 +294,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import asr
-    from asr.transcribe import DEFAULT_BATCH_SECONDS
+    from asr.transcribe.recognizer import DEFAULT_BATCH_SECONDS
 
     batch_seconds = args.batch_seconds or DEFAULT_BATCH_SECONDS
     torch.set_num_threads(args.threads)

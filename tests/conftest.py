@@ -102,7 +102,7 @@ def tiny_trained_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, 
     """A 1-layer model trained for 6 epochs on test_train's synthetic task: (package, test dir)."""
     from test_train import write_synthetic
 
-    from asr.train import train
+    from asr.training.trainer import train
 
     root = tmp_path_factory.mktemp("tiny_model")
     write_synthetic(root / "train", 60, seed=1)

@@ -1,4 +1,4 @@
-"""ARPA validation (asr.arpa.check_arpa) and the small reader's back-off scoring."""
+"""ARPA validation (asr.lm.arpa.check_arpa) and the small reader's back-off scoring."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from conftest import missing
 
-from asr.arpa import ArpaError, check_arpa, normalize_arpa, read_arpa
 from asr.errors import AsrError
-from asr.ngram_lm import LmError, kenlm_binary
+from asr.lm.arpa import ArpaError, check_arpa, normalize_arpa, read_arpa
+from asr.lm.kenlm import LmError, kenlm_binary
 
 # A hand-made trigram model (numbers chosen, not estimated) with every kind of line: unigrams with
 # and without backoff, a missing backoff; tabs after the probability and before the backoff, as

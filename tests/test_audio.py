@@ -1,4 +1,4 @@
-"""asr.audio: every format and bit depth, down-mix, resampling, segments, pipes, bad files.
+"""asr.data.audio: every format and bit depth, down-mix, resampling, segments, pipes, bad files.
 
 Known answers come from writers that do not share code with the reader: Python's ``wave``
 module for PCM WAV and a hand-written NIST SPHERE header; soundfile writes only what ``wave``
@@ -20,7 +20,7 @@ import pytest
 import soundfile as sf
 from unreadable import unreadable
 
-from asr.audio import (
+from asr.data.audio import (
     audio_duration,
     load_audio,
     load_audio_entry,
@@ -402,7 +402,7 @@ def test_unreadable_file_is_one_line_permission_denied(tmp_path):
     prefix = unreadable(path)
     code = (
         "import sys\n"
-        "from asr.audio import load_audio\n"
+        "from asr.data.audio import load_audio\n"
         "from asr.errors import AudioError\n"
         "try:\n"
         "    load_audio(sys.argv[1])\n"

@@ -21,7 +21,7 @@ import numpy as np
 import soundfile as sf
 from conftest import shared_path
 
-from asr.audio import load_audio
+from asr.data.audio import load_audio
 from asr.errors import AudioError
 
 CASES_PER_FORMAT = 260  # 4 formats: 1040 mutations

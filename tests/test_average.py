@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from asr.average import average_checkpoints, average_state_dicts
-from asr.commands import average as average_command
+from asr.cli import average as average_command
 from asr.errors import ConfigError, PackageError
-from asr.model import AcousticModel, ModelConfig
-from asr.package import ModelPackage, load_package, save_package
-from asr.train import HISTORY_FIELDS
+from asr.nn.model import AcousticModel, ModelConfig
+from asr.nn.package import ModelPackage, load_package, save_package
+from asr.training.average import average_checkpoints, average_state_dicts
+from asr.training.history import HISTORY_FIELDS
 
 TOKENS = ["<blk>", "a", "b"]
 

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from test_ctc_beam import brute_force, random_log_probs
 
-from asr.bigram_lm import BigramLM
 from asr.cli import main
-from asr.ctc_beam import beam_search_batch, prefix_beam_search
+from asr.decoding.prefix_beam import beam_search_batch, prefix_beam_search
 from asr.errors import ConfigError
+from asr.lm.bigram import BigramLM
 from asr.score import read_transcripts, wer
-from asr.tokens import TokenList
+from asr.units.tokens import TokenList
 
 TOKENS = TokenList(["<blk>", "a", "b"])
 

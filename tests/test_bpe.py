@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from asr.bpe import BpeModel, encode_text_file, train_bpe
 from asr.cli import main
 from asr.errors import ConfigError, DataDirError
-from asr.tokens import WORD_START, TokenList, infer_unit
+from asr.units.bpe import BpeModel, encode_text_file, train_bpe
+from asr.units.tokens import WORD_START, TokenList, infer_unit
 
 SENTENCES = [
     "THE CAT SAT ON THE MAT",
@@ -119,8 +119,8 @@ def test_training_accepts_the_bpe_unit(tmp_path: Path) -> None:
     """A CTC model trains on piece transcripts; its package says bpe and decodes to words."""
     from test_train import write_synthetic
 
-    from asr.package import load_package
-    from asr.train import train
+    from asr.nn.package import load_package
+    from asr.training.trainer import train
 
     for name, n, seed in (("train", 40, 1), ("dev", 8, 2)):
         texts = write_synthetic(tmp_path / name, n, seed=seed)
@@ -145,8 +145,8 @@ def test_lexicon_search_over_pieces_gives_back_the_spoken_words(model_path: Path
     between words, come back as those words, and every N-best entry is made of lexicon words."""
     import numpy as np
 
-    from asr.lexicon import bpe_lexicon
-    from asr.lexicon_decoder import DecoderOptions, LexiconDecoder
+    from asr.decoding.lexicon_beam import DecoderOptions, LexiconDecoder
+    from asr.units.lexicon import bpe_lexicon
 
     model = BpeModel(model_path)
     words = sorted({w for s in SENTENCES for w in s.split()})

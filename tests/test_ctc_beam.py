@@ -17,10 +17,10 @@ import torch
 import torch.nn.functional as F
 
 from asr.cli import main
-from asr.ctc_beam import beam_search_batch, prefix_beam_search
-from asr.decode import greedy_decode
+from asr.decoding.datadir import decode_datadir
+from asr.decoding.greedy import greedy_decode
+from asr.decoding.prefix_beam import beam_search_batch, prefix_beam_search
 from asr.errors import ConfigError
-from asr.inference import decode_datadir
 from asr.score import read_transcripts, wer
 
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from asr.ctc_timing import (
+from asr.decoding.greedy import greedy_decode
+from asr.decoding.timing import (
     DEFAULT_END_EXTENSION,
     TimedUnit,
     TokenSpan,
@@ -19,8 +20,7 @@ from asr.ctc_timing import (
     greedy_spans,
     timed_units,
 )
-from asr.decode import greedy_decode
-from asr.tokens import BLANK, SPACE, TokenList
+from asr.units.tokens import BLANK, SPACE, TokenList
 
 
 def path_scores(path: list[int], vocab: int = 4, hit: float = -0.1) -> torch.Tensor:

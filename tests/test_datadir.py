@@ -1,4 +1,4 @@
-"""asr.datadir and ``asr data``: Kaldi tables, validate, fix, split, subset, bad input.
+"""asr.data (datadir, validate, fix, subset, combine) and ``asr data``: Kaldi tables, bad input.
 
 Data directories are written here as plain text (not with the module under test) and hold
 tiny real WAV files, so existence checks and audio reading are exercised for real.
@@ -17,20 +17,12 @@ import pytest
 from unreadable import unreadable
 
 from asr.cli import main
-from asr.datadir import (
-    DataDir,
-    Segment,
-    combine_datadirs,
-    compute_utt2dur,
-    copy_datadir,
-    fix_datadir,
-    read_kaldi_map,
-    split_datadir,
-    subset_datadir,
-    subset_datadir_by_speaker,
-    validate_datadir,
-    write_kaldi_map,
-)
+from asr.data.combine import combine_datadirs
+from asr.data.datadir import DataDir, Segment, read_kaldi_map, write_kaldi_map
+from asr.data.fix import fix_datadir
+from asr.data.subset import copy_datadir, split_datadir, subset_datadir, subset_datadir_by_speaker
+from asr.data.utt2dur import compute_utt2dur
+from asr.data.validate import validate_datadir
 from asr.errors import AudioError, DataDirError
 
 RATE = 8000

@@ -11,7 +11,8 @@ import pytest
 import torch
 import yaml
 
-from asr.dataset import (
+from asr.errors import DataDirError
+from asr.features.dataset import (
     FeatureSet,
     collate,
     ctc_min_frames,
@@ -19,8 +20,7 @@ from asr.dataset import (
     load_examples,
     make_batches,
 )
-from asr.errors import DataDirError
-from asr.tokens import TokenList
+from asr.units.tokens import TokenList
 
 DIM = 3
 
@@ -164,7 +164,7 @@ def test_ctc_min_frames_counts_repeats() -> None:
 
 
 def test_fits_ctc_uses_the_models_output_lengths(tmp_path) -> None:
-    from asr.dataset import Example
+    from asr.features.dataset import Example
 
     skip3 = lambda n: (n + 2) // 3  # noqa: E731  (ceil(L / 3), the model with skip 3)
     examples = [

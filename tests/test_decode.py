@@ -7,7 +7,7 @@ import itertools
 import pytest
 import torch
 
-from asr.decode import greedy_decode
+from asr.decoding.greedy import greedy_decode
 
 
 def posteriors(paths: list[list[int]], num_tokens: int = 5) -> torch.Tensor:

@@ -16,21 +16,20 @@ import yaml
 
 from asr.cli import main
 from asr.errors import ConfigError
-from asr.features import (
-    FeatureConfig,
+from asr.features.cmvn import (
     add_deltas,
     apply_cmvn,
     compute_cmvn_stats,
-    extract_features,
-    fbank,
-    load_feature_config,
-    mel_scale,
-    mfcc,
-    normalize_features,
-    num_frames,
     read_global_cmvn,
     read_speaker_cmvn,
 )
+from asr.features.config import (
+    FeatureConfig,
+    extract_features,
+    load_feature_config,
+    normalize_features,
+)
+from asr.features.kaldi import fbank, mel_scale, mfcc, num_frames
 
 
 def noise(num_samples: int, seed: int = 0, scale: float = 1000.0) -> torch.Tensor:

@@ -27,14 +27,9 @@ from unreadable import unreadable, unwritable
 
 from asr.cli import main
 from asr.errors import AudioError, ConfigError
-from asr.features import (
-    FeatureConfig,
-    extract_features,
-    fbank,
-    load_feature_config,
-    mfcc,
-    read_global_cmvn,
-)
+from asr.features.cmvn import read_global_cmvn
+from asr.features.config import FeatureConfig, extract_features, load_feature_config
+from asr.features.kaldi import fbank, mfcc
 
 RATE = 8000
 OUTPUTS = ("feats.scp", "cmvn.scp", "utt2num_frames", "cmvn_global.ark", "feats.yaml")

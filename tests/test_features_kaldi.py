@@ -14,7 +14,7 @@ import soundfile as sf
 import torch
 from conftest import required_module
 
-from asr.features import fbank, mfcc
+from asr.features.kaldi import fbank, mfcc
 
 # Kaldi's own feature code is the oracle of this file: a skip locally, an error under CI=true
 knf = required_module("kaldi_native_fbank", "pip install -e '.[test]'")

@@ -16,7 +16,7 @@ import soundfile
 from asr import cli
 from asr.corpora import fsdd
 from asr.corpora.fsdd import download_fsdd, parse_name, prepare_fsdd
-from asr.datadir import validate_datadir
+from asr.data.validate import validate_datadir
 from asr.errors import ConfigError, CorpusError
 
 SAMPLE_RATE = 8000

@@ -10,8 +10,8 @@ import yaml
 from test_train import write_synthetic
 
 from asr.cli import main
+from asr.decoding.datadir import decode_datadir
 from asr.errors import DataDirError, PackageError
-from asr.inference import decode_datadir
 from asr.score import read_transcripts, wer
 
 
@@ -161,7 +161,7 @@ def test_cli_grid_of_weights_writes_one_directory_per_pair(trained, tmp_path) ->
 
 
 def test_a_grid_is_scored_on_words(tmp_path) -> None:
-    from asr.inference import _word_references
+    from asr.decoding.datadir import _word_references
 
     data = tmp_path / "data"
     data.mkdir()

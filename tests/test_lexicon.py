@@ -11,8 +11,8 @@ from conftest import required_tool
 
 from asr.cli import main
 from asr.errors import ConfigError, DataDirError
-from asr.g2p import CACHE_NAME, CMU_PHONES, FliteG2P, G2pError, flite_to_cmu
-from asr.lexicon import (
+from asr.units.g2p import CACHE_NAME, CMU_PHONES, FliteG2P, G2pError, flite_to_cmu
+from asr.units.lexicon import (
     Lexicon,
     LexiconError,
     bpe_lexicon,
@@ -21,7 +21,7 @@ from asr.lexicon import (
     spelling_lexicon,
     write_lexicon,
 )
-from asr.synth.phones import PHONES_39
+from asr.units.phones import PHONES_39
 
 
 @pytest.fixture
@@ -156,7 +156,7 @@ def test_malformed_lexicon_lines(tmp_path: Path) -> None:
 
 
 def test_spelling_and_bpe_lexicons(tmp_path: Path) -> None:
-    from asr.bpe import BpeModel, train_bpe
+    from asr.units.bpe import BpeModel, train_bpe
 
     spelled = spelling_lexicon(["cat", "<unk>", "it's", "cat"])
     assert dict(spelled) == {"cat": [("c", "a", "t")], "it's": [("i", "t", "'", "s")]}

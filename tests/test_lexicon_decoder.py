@@ -4,7 +4,7 @@ The brute force enumerates every word sequence the emissions can hold, scores ea
 CTC alignment (Viterbi) under the search's topology + lm_weight * ln(P_LM) + word_score *
 words, with P_LM computed here from the ARPA file by the backoff formula (log10 -> natural
 log), and the decoder with a wide beam must find the argmax and report its score. Two
-topologies (see asr.lexicon_decoder): a char model, whose words end on <space>, and a model
+topologies (see asr.decoding.lexicon_beam): a char model, whose words end on <space>, and a model
 without <space> (a "sil" silence phone), whose words end on a blank.
 """
 
@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from asr.arpa import arpa_unigrams
+from asr.decoding.lexicon_beam import DecoderOptions, LexiconDecoder
 from asr.errors import AsrError, ConfigError
-from asr.lexicon_decoder import DecoderOptions, LexiconDecoder
-from asr.tokens import TokenList
+from asr.lm.arpa import arpa_unigrams
+from asr.units.tokens import TokenList
 
 BLANK, SIL = 0, 1
 TOKENS = TokenList(["<blk>", "<space>", "a", "b", "c"], unit="char")
@@ -295,7 +295,7 @@ def test_entries_with_units_the_model_lacks_are_reported_and_left_out(arpa, capl
     lexicon = dict(LEXICON)
     lexicon["xa"] = [["x", "a"]]
     lexicon["ab"] = [["a", "b"], ["a", "y"]]  # one of two pronunciations is unusable
-    with caplog.at_level(logging.WARNING, logger="asr.lexicon_decoder"):
+    with caplog.at_level(logging.WARNING, logger="asr.decoding.lexicon_beam"):
         decoder = LexiconDecoder(TOKENS, lexicon, arpa)
     assert decoder.report.entries_skipped == 2
     assert decoder.report.words_skipped == ["xa"]

@@ -19,7 +19,8 @@ import soundfile as sf
 
 from asr import cli
 from asr.corpora import librispeech
-from asr.datadir import DataDir, validate_datadir
+from asr.data.datadir import DataDir
+from asr.data.validate import validate_datadir
 from asr.errors import CorpusError
 
 SPEAKERS = """\

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from asr.ctc_timing import TimedUnit
+from asr.decoding.timing import TimedUnit
 from asr.errors import AudioError, ConfigError
-from asr.long_audio import Window, iter_windows, merge_units, plan_windows
+from asr.transcribe.long_audio import Window, iter_windows, merge_units, plan_windows
 
 RATE = 8000
 

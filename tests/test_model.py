@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from asr.errors import ConfigError
-from asr.model import (
+from asr.nn.model import (
     AcousticModel,
     ModelConfig,
     ctc_loss,
@@ -15,7 +15,7 @@ from asr.model import (
     output_lengths,
     stack_frames,
 )
-from asr.precision import autocast
+from asr.nn.precision import autocast
 
 # nn.LSTM(proj_size=...) warns that oneDNN does not support it; that is expected here
 pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported")

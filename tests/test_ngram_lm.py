@@ -1,4 +1,4 @@
-"""KenLM n-grams (asr.ngram_lm, ``asr lm``): training, binaries, perplexity, errors.
+"""KenLM n-grams (asr.lm.kenlm, ``asr lm``): training, binaries, perplexity, errors.
 
 The KenLM tools come from tools/install_kenlm.sh (``make setup`` builds them); without them these
 tests skip, except in CI, where they fail.
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from asr.arpa import ArpaError, read_arpa
 from asr.cli import main
-from asr.ngram_lm import (
+from asr.lm.arpa import ArpaError, read_arpa
+from asr.lm.kenlm import (
     LmError,
     is_binary_lm,
     kenlm_binary,
@@ -253,7 +253,7 @@ def test_kenlm_binary_lookup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         kenlm_binary("no-such-kenlm-tool")
     assert "tools/install_kenlm.sh" in str(caught.value) and "\n" not in str(caught.value)
     # a query that prints no summary is an error, not a crash
-    monkeypatch.setattr("asr.ngram_lm.kenlm_binary", lambda name: fake)
+    monkeypatch.setattr("asr.lm.kenlm.kenlm_binary", lambda name: fake)
     text = plain_text(tmp_path / "t.txt", TEST)
     with pytest.raises(LmError, match="query printed no"):
         perplexity(tmp_path / "t.txt", text, check=False)

@@ -10,9 +10,11 @@ import pytest
 import soundfile as sf
 
 from asr.cli import main
-from asr.datadir import DataDir, subset_datadir, validate_datadir
+from asr.data.datadir import DataDir
+from asr.data.noise import add_noise_datadir, make_noise
+from asr.data.subset import subset_datadir
+from asr.data.validate import validate_datadir
 from asr.errors import AudioError, ConfigError
-from asr.noise import add_noise_datadir, make_noise
 
 RATE = 8000
 

@@ -10,19 +10,19 @@ import numpy as np
 import pytest
 import torch
 
-import asr.inference
+import asr.nn.export
 from asr.cli import main
 from asr.errors import AsrError, PackageError
-from asr.export import (
+from asr.nn.export import (
     ExportError,
     export_model,
     onnx_available,
     read_metadata,
     verify_export,
 )
-from asr.inference import load_model
-from asr.model import AcousticModel, ModelConfig
-from asr.package import (
+from asr.nn.load import load_network
+from asr.nn.model import AcousticModel, ModelConfig
+from asr.nn.package import (
     OLDEST_READABLE_VERSION,
     PACKAGE_VERSION,
     ModelPackage,
@@ -30,7 +30,7 @@ from asr.package import (
     read_resource,
     save_package,
 )
-from asr.train import read_history
+from asr.training.history import read_history
 
 # TorchScript is deprecated in torch 2.13 but still the one self-contained format torch loads
 pytestmark = [
@@ -206,8 +206,8 @@ def test_a_committed_package_of_every_readable_version() -> None:
 
 @pytest.mark.parametrize("version", range(OLDEST_READABLE_VERSION, PACKAGE_VERSION + 1))
 def test_committed_packages_of_older_versions_still_load_and_run(version: int) -> None:
-    from asr.features import FeatureConfig
-    from asr.inference import load_model
+    from asr.features.config import FeatureConfig
+    from asr.nn.load import load_network
 
     path = PACKAGES / f"v{version}.pt"
     assert torch.load(path, map_location="cpu", weights_only=True)["version"] == version
@@ -217,7 +217,7 @@ def test_committed_packages_of_older_versions_still_load_and_run(version: int) -
     assert FeatureConfig.from_dict(package.feature_config).dim == 6
     assert package.cmvn_stats is not None and package.cmvn_stats.shape == (2, 7)
 
-    loaded = load_model(path)
+    loaded = load_network(path)
     assert loaded.tokens.unit == "word" and not loaded.model.training
     ref = package.extra["reference"]
     with torch.no_grad():
@@ -416,7 +416,7 @@ def test_a_damaged_package_is_one_line_naming_the_file(
 ) -> None:
     path = damaged_package(tmp_path, name, change)
     with pytest.raises(AsrError) as info:  # ConfigError for bad values, else PackageError
-        load_model(path)
+        load_network(path)
     assert str(info.value).startswith(f"{path}: ") and message in str(info.value)
     for argv in (("export", path, tmp_path / "out.ts"), ("transcribe", path, tmp_path / "x.wav")):
         code, out, err = run_cli(capsys, *argv)
@@ -428,13 +428,13 @@ def test_a_damaged_package_is_one_line_naming_the_file(
 def test_a_good_package_loads(tmp_path) -> None:
     # the checks above refuse damaged packages only
     path = damaged_package(tmp_path, "good", lambda p: None)
-    assert load_model(path).tokens.symbols == TOKENS
+    assert load_network(path).tokens.symbols == TOKENS
 
 
 def test_export_check_counts_nan_as_a_difference(tmp_path) -> None:
     # NaN != NaN: a comparison by max() skips it and reported "difference 0" for a NaN network
     path = untrained_package(tmp_path / "model.pt", num_layers=1, hidden_size=6)
-    eager = load_model(path).model.eval()
+    eager = load_network(path).model.eval()
 
     def nan_at_one_frame(feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
@@ -455,7 +455,7 @@ def test_export_check_counts_nan_as_a_difference(tmp_path) -> None:
 def test_export_refuses_non_finite_weights_even_past_the_loader(tmp_path, monkeypatch) -> None:
     # the package loader already refuses them; export checks the network it was handed too
     path = untrained_package(tmp_path / "model.pt", num_layers=1, hidden_size=6)
-    real = asr.inference.load_model
+    real = asr.nn.export.load_network
 
     def load_then_break(model_path, device="cpu"):
         loaded = real(model_path, device)
@@ -463,7 +463,7 @@ def test_export_refuses_non_finite_weights_even_past_the_loader(tmp_path, monkey
             loaded.model.output.bias[0] = float("nan")
         return loaded
 
-    monkeypatch.setattr(asr.inference, "load_model", load_then_break)
+    monkeypatch.setattr(asr.nn.export, "load_network", load_then_break)
     with pytest.raises(ExportError, match=r"weight output\.bias holds NaN"):
         export_model(path, tmp_path / "out.ts")
     assert not (tmp_path / "out.ts").exists()

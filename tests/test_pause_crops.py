@@ -9,8 +9,9 @@ import pytest
 import soundfile as sf
 
 from asr.cli import main
-from asr.datadir import DataDir, validate_datadir
-from asr.pause_crops import crop_at_pauses, span_bounds, speech_runs
+from asr.data.datadir import DataDir
+from asr.data.pause_crops import crop_at_pauses, span_bounds, speech_runs
+from asr.data.validate import validate_datadir
 
 RATE = 8000
 

@@ -9,12 +9,13 @@ import pytest
 import torch
 from test_train import config, run, write_synthetic
 
-import asr.train
-from asr import plateau
-from asr.dataset import collate
+import asr.training.trainer
 from asr.errors import ConfigError
-from asr.package import load_package
-from asr.train import TrainConfig, read_history
+from asr.features.dataset import collate
+from asr.nn.package import load_package
+from asr.training import plateau
+from asr.training.config import TrainConfig
+from asr.training.history import read_history
 
 
 def history(*ters: float) -> list[dict[str, float]]:
@@ -133,7 +134,7 @@ def test_sortagrad_epochs_go_shortest_first_then_shuffled(data, tmp_path, monkey
         seen.append((id(features), max(e.num_frames for e in batch)))
         return collate(features, batch)
 
-    monkeypatch.setattr(asr.train, "collate", recording_collate)
+    monkeypatch.setattr(asr.training.trainer, "collate", recording_collate)
     run(config(max_epochs=2, sortagrad_epochs=1), data, tmp_path / "exp", seed=0)
     train_set = seen[0][0]  # training batches come first; the dev set's follow each epoch
     runs: list[list[int]] = [[]]

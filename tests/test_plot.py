@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from asr.cli import main
-from asr.curves import plot_runs
+from asr.training.curves import plot_runs
 
 HEADER = "epoch\ttrain_loss\tdev_loss\tdev_ter\tlr\ttime\n"
 

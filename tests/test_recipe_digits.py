@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from asr.datadir import DataDir
-from asr.package import load_package
+from asr.data.datadir import DataDir
+from asr.nn.package import load_package
 
 RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "digits"
 

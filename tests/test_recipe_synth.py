@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from asr.corpora import synth
-from asr.datadir import DataDir
+from asr.corpora.synthetic import corpus as synth
+from asr.data.datadir import DataDir
 
 RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "synth"
 

@@ -20,12 +20,12 @@ import pytest
 import yaml
 from conftest import shared_path
 
-from asr.arpa import check_arpa, read_arpa
-from asr.bpe import BpeModel
-from asr.corpora import synth
-from asr.lexicon import read_lexicon
-from asr.ngram_lm import kenlm_binary
+from asr.corpora.synthetic import corpus as synth
+from asr.lm.arpa import check_arpa, read_arpa
+from asr.lm.kenlm import kenlm_binary
 from asr.score import read_transcripts
+from asr.units.bpe import BpeModel
+from asr.units.lexicon import read_lexicon
 
 RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "synth_books"
 TEXTS = ("state_union/1945-Truman.txt", "state_union/1970-Nixon.txt", "gutenberg/blake-poems.txt")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from asr.package import load_package
+from asr.nn.package import load_package
 
 RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "yesno" / "run.sh"
 

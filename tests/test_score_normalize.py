@@ -24,7 +24,7 @@ from asr.score.normalize import (
     read_glm,
     read_phone_map,
 )
-from asr.synth.phones import PHONES_39, fold_arpabet
+from asr.units.phones import PHONES_39, fold_arpabet
 
 # ---------------------------------------------------------------------------------------------
 # Normalizer options, one at a time
@@ -453,7 +453,7 @@ def test_timit_61_39_map_is_lee_and_hon_as_in_kaldi() -> None:
     assert sorted(mapping) == sorted(TIMIT_61)
     assert mapping["q"] == ""  # the glottal stop is deleted
     assert {t for t in mapping.values() if t} == set(LEE_HON_39)
-    assert set(LEE_HON_39) == set(PHONES_39)  # the project's 39 set (asr.synth.phones)
+    assert set(LEE_HON_39) == set(PHONES_39)  # the project's 39 set (asr.units.phones)
     folds = {
         "ao": "aa", "ax": "ah", "ax-h": "ah", "axr": "er", "ix": "ih", "ux": "uw", "el": "l",
         "em": "m", "en": "n", "nx": "n", "eng": "ng", "hv": "hh", "zh": "sh", "bcl": "sil",

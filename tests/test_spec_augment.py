@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from asr.errors import ConfigError
-from asr.spec_augment import SpecAugmentConfig, spec_augment
+from asr.nn.spec_augment import SpecAugmentConfig, spec_augment
 
 
 def batch(b: int = 6, t: int = 60, d: int = 12, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -11,9 +11,10 @@ import pytest
 import soundfile as sf
 
 from asr.cli import main
-from asr.datadir import DataDir, read_kaldi_map, validate_datadir
+from asr.data.datadir import DataDir, read_kaldi_map
+from asr.data.speed_perturb import speed_perturb_datadir
+from asr.data.validate import validate_datadir
 from asr.errors import ConfigError, DataDirError
-from asr.speed_perturb import speed_perturb_datadir
 
 RATE = 8000
 

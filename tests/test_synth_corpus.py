@@ -18,10 +18,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from asr.corpora import synth
-from asr.datadir import DataDir, validate_datadir
-from asr.synth.phones import PHONES_39
-from asr.synth.voice import Prosody, Voice
+from asr.corpora.synthetic import corpus as synth
+from asr.corpora.synthetic.voice import Prosody, Voice
+from asr.data.datadir import DataDir
+from asr.data.validate import validate_datadir
+from asr.units.phones import PHONES_39
 
 ENGINES = ("espeak-ng", "flite", "festival")
 
@@ -152,7 +153,7 @@ def test_training_speed_perturbation_scales_audio_and_times(
     assert 0.9 <= speed <= 1.1 and speed != 1.0
     for split in ("dev", "test"):
         assert all("speed=1.0" in v for v in _table(out / split / "utt2voice").values())
-    from asr.synth import flite
+    from asr.corpora.synthetic import flite
 
     plain = flite.synthesize(
         _table(out / "train" / "text")[utt], Voice.parse(voices[utt].split()[0]),
@@ -179,7 +180,7 @@ def test_unreadable_prompt_file_is_named_and_skipped(
     bad.write_bytes(b"A fine sentence here.\nAnother one.\nBroken \xe9 byte here.\n")
     config = _config(text_files=[str(bad), str(good)], engines=["flite"],
                      test_voices=["flite:rms"], dev_voices=[])  # fmt: skip
-    with caplog.at_level(logging.WARNING, logger="asr.corpora.synth"):
+    with caplog.at_level(logging.WARNING, logger="asr.corpora.synthetic.corpus"):
         report = synth.prepare_synth(tmp_path / "out", config, jobs=1, progress=False)
     messages = [r.getMessage() for r in caplog.records]
     assert any(str(bad) in m and ":3:" in m and "UTF-8" in m for m in messages), messages

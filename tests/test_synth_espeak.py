@@ -11,9 +11,10 @@ import os
 import numpy as np
 import pytest
 
-from asr.synth import espeak
-from asr.synth.phones import PHONES_39, SILENCE, espeak_to_arpabet
-from asr.synth.voice import Prosody, SynthesisError, Voice
+from asr.corpora.synthetic import espeak
+from asr.corpora.synthetic.phones import espeak_to_arpabet
+from asr.corpora.synthetic.voice import Prosody, SynthesisError, Voice
+from asr.units.phones import PHONES_39, SILENCE
 
 # varied English, with numbers, letters, abbreviations and punctuation that espeak expands
 SENTENCES = (

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from asr.synth import phones
-from asr.synth.phones import (
+from asr.corpora.synthetic import phones
+from asr.corpora.synthetic.phones import (
     ESPEAK_ACCENTS,
-    PHONES_39,
-    SILENCE,
     espeak_segments,
     espeak_to_arpabet,
-    fold_arpabet,
     fold_segments,
 )
-from asr.synth.voice import PhoneSegment
+from asr.corpora.synthetic.voice import PhoneSegment
+from asr.units.phones import PHONES_39, SILENCE, fold_arpabet
 
 # Lee & Hon (1989), table of TIMIT foldings: 61 symbols -> 39 classes (q deleted).
 LEE_HON = {

@@ -9,14 +9,13 @@ from pathlib import Path
 import pytest
 from conftest import shared_path
 
-from asr.errors import AsrError
-from asr.synth.normalize import (
+from asr.corpora.synthetic.normalize import (
     normalize_sentence,
     number_to_words,
     ordinal_to_words,
     year_to_words,
 )
-from asr.synth.prompts import (
+from asr.corpora.synthetic.prompts import (
     PromptError,
     generate_prompts,
     grammar_path,
@@ -24,6 +23,7 @@ from asr.synth.prompts import (
     read_prompt_files,
     split_sentences,
 )
+from asr.errors import AsrError
 
 WORD = re.compile(r"[a-z]+(?:'[a-z]+)*")
 
@@ -354,7 +354,7 @@ def test_grammar_vocabulary() -> None:
 def test_grammar_path() -> None:
     path = grammar_path()
     assert path.is_file()
-    assert path.parent == Path(__file__).resolve().parents[1] / "data" / "synth"
+    assert path.parent == Path(__file__).resolve().parents[1] / "asr" / "resources" / "synth"
 
 
 SMALL = """\

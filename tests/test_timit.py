@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from asr import cli
-from asr.audio import read_sphere_header
 from asr.corpora import timit
 from asr.corpora.timit import prepare_timit, read_speaker_list
-from asr.datadir import read_kaldi_map, validate_datadir
+from asr.data.audio import read_sphere_header
+from asr.data.datadir import read_kaldi_map
+from asr.data.validate import validate_datadir
 from asr.errors import CorpusError
 from asr.score.normalize import load_phone_map
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from asr.errors import ConfigError, DataDirError
-from asr.tokens import (
+from asr.units.tokens import (
     BLANK,
     SPACE,
     WORD_START,

@@ -18,9 +18,11 @@ import torch
 import yaml
 
 from asr.errors import ConfigError, PackageError, TrainingError
-from asr.package import load_checkpoint, load_package
-from asr.tokens import TokenList
-from asr.train import error_rate, load_train_config, read_history, train
+from asr.nn.package import load_checkpoint, load_package
+from asr.training.config import load_train_config
+from asr.training.history import read_history
+from asr.training.trainer import error_rate, train
+from asr.units.tokens import TokenList
 
 DIM = 6
 VOCAB = ("a", "b", "c")
@@ -90,9 +92,9 @@ def test_learns_the_synthetic_task_and_writes_a_loadable_package(data, tmp_path)
     assert all(torch.equal(package.state_dict[k], best[k]) for k in best)
 
     # the package alone (weights + feature config + stats) transcribes the dev set
-    from asr.decode import greedy_decode
-    from asr.features import FeatureConfig, normalize_features
-    from asr.model import AcousticModel, ModelConfig
+    from asr.decoding.greedy import greedy_decode
+    from asr.features.config import FeatureConfig, normalize_features
+    from asr.nn.model import AcousticModel, ModelConfig
 
     model = AcousticModel(ModelConfig.from_dict(package.model_config))
     model.load_state_dict(package.state_dict)

@@ -25,8 +25,10 @@ from test_train_scaling import _poison, dropout_config, same_weights, weights
 from asr.cli import main
 from asr.errors import ConfigError, TrainingError
 from asr.fileio import FAULT_ENV
-from asr.package import load_checkpoint
-from asr.train import TrainConfig, _Trainer, load_train_config, read_history, train
+from asr.nn.package import load_checkpoint
+from asr.training.config import TrainConfig, load_train_config
+from asr.training.history import read_history
+from asr.training.trainer import _Trainer, train
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENV = {k: v for k, v in os.environ.items() if k != FAULT_ENV} | {"OMP_NUM_THREADS": "1"}

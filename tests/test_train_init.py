@@ -13,11 +13,11 @@ import pytest
 import torch
 from test_train import DIM, config, run, write_synthetic
 
-import asr.train
+import asr.training.trainer
 from asr.errors import ConfigError, PackageError
-from asr.model import AcousticModel, ModelConfig
-from asr.package import ModelPackage, load_checkpoint, load_package, save_package
-from asr.train import init_from_package
+from asr.nn.model import AcousticModel, ModelConfig
+from asr.nn.package import ModelPackage, load_checkpoint, load_package, save_package
+from asr.training.init_from import init_from_package
 
 OUTPUT = {"output.weight", "output.bias"}
 
@@ -48,14 +48,14 @@ def source(tmp_path_factory) -> tuple[Path, tuple[Path, Path]]:
 def _weights_before_training(monkeypatch) -> dict[str, torch.Tensor]:
     """Patch the training loop to record the model's weights just before the first step."""
     seen: dict[str, torch.Tensor] = {}
-    fit = asr.train._Trainer.fit
+    fit = asr.training.trainer._Trainer.fit
 
     def recording_fit(self, callback):
         if not seen:
             seen.update({k: v.detach().clone() for k, v in self.model.state_dict().items()})
         return fit(self, callback)
 
-    monkeypatch.setattr(asr.train._Trainer, "fit", recording_fit)
+    monkeypatch.setattr(asr.training.trainer._Trainer, "fit", recording_fit)
     return seen
 
 
@@ -142,7 +142,9 @@ def test_resume_wins_over_init(source, tmp_path, monkeypatch) -> None:
     exp = tmp_path / "exp"
     run(config(max_epochs=1), data, exp)
     calls = []
-    monkeypatch.setattr(asr.train._Trainer, "init_from", lambda self, path: calls.append(path))
+    monkeypatch.setattr(
+        asr.training.trainer._Trainer, "init_from", lambda self, path: calls.append(path)
+    )
     run(config(max_epochs=2), data, exp, resume=True, init_from=package_path)
     assert calls == []
     straight = tmp_path / "straight"

@@ -20,12 +20,14 @@ import yaml
 from conftest import cpu_flags_have_bf16
 from test_train import config, write_synthetic
 
-from asr import precision
 from asr.cli import main
 from asr.errors import ConfigError, DataDirError, TrainingError
-from asr.package import load_checkpoint, load_package
-from asr.precision import resolve_precision
-from asr.train import load_train_config, read_history, train
+from asr.nn import precision
+from asr.nn.package import load_checkpoint, load_package
+from asr.nn.precision import resolve_precision
+from asr.training.config import load_train_config
+from asr.training.history import read_history
+from asr.training.trainer import train
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CPU = torch.device("cpu")
@@ -216,11 +218,11 @@ def test_kill_9_at_any_moment_then_resume_matches_a_straight_run(
 
 def _dev_loss_of(package_path: Path, dev_dir: Path) -> float:
     """The dev loss per token of a package, computed in this one process over the whole set."""
-    from asr.dataset import FeatureSet, collate, load_examples
-    from asr.inference import load_model
-    from asr.model import ctc_loss
+    from asr.features.dataset import FeatureSet, collate, load_examples
+    from asr.nn.load import load_network
+    from asr.nn.model import ctc_loss
 
-    loaded = load_model(package_path)
+    loaded = load_network(package_path)
     dev = FeatureSet(dev_dir, global_stats=loaded.package.cmvn_stats)
     examples, _ = load_examples(dev, loaded.tokens)
     feats, lengths, targets, target_lengths = collate(dev, examples)
@@ -277,11 +279,11 @@ def test_torchrun_two_cpu_processes_then_resume_with_one(yesno_dir, tmp_path, ca
     assert names == expected | {"train.log"} | {f"epoch-{i}.pt" for i in range(1, 5)}
 
     # the package loads and decodes; the dev loss gathered over two shards is the whole set's
-    from asr.inference import load_model
+    from asr.nn.load import load_network
 
     package = load_package(exp / "final.pt")
     assert set(package.tokens) == {"<blk>", "YES", "NO"}
-    loaded = load_model(exp / "final.pt")
+    loaded = load_network(exp / "final.pt")
     assert loaded.model.config.num_layers == 1 and not loaded.model.training
     best = history[package.extra["epoch"] - 1]
     assert _dev_loss_of(exp / "final.pt", data / "dev") == pytest.approx(best["dev_loss"], rel=1e-4)

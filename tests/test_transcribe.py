@@ -24,15 +24,18 @@ import soundfile as sf
 import torch
 
 import asr
-from asr.audio import read_sphere_header
+import asr.transcribe.recognizer
 from asr.cli import main
-from asr.ctc_timing import DEFAULT_END_EXTENSION, TimedUnit, extend_ends
+from asr.data.audio import read_sphere_header
+from asr.decoding.timing import DEFAULT_END_EXTENSION, TimedUnit, extend_ends
 from asr.errors import AudioError, PackageError
-from asr.features import FeatureConfig, compute_cmvn_stats, extract_features
-from asr.model import AcousticModel, ModelConfig
-from asr.package import ModelPackage, save_package
-from asr.transcribe import Recognizer, Transcript, load_model
-from asr.transcript_writers import (
+from asr.features.cmvn import compute_cmvn_stats
+from asr.features.config import FeatureConfig, extract_features
+from asr.nn.model import AcousticModel, ModelConfig
+from asr.nn.package import ModelPackage, save_package
+from asr.transcribe import load_model
+from asr.transcribe.recognizer import Recognizer, Transcript
+from asr.transcribe.writers import (
     CUE_MAX_SECONDS,
     FORMATS,
     LINE_MAX_CHARS,
@@ -155,7 +158,7 @@ def write_wav(path: Path, wave: np.ndarray, rate: int = RATE) -> Path:
 
 def check_words(words: list[TimedUnit], expected: list[tuple[str, float, float]]) -> None:
     """The words and their times; the true ends moved as asr moves every CTC end (towards the
-    next start: see asr.ctc_timing.extend_ends), since this model's spans are exact."""
+    next start: see asr.decoding.timing.extend_ends), since this model's spans are exact."""
     assert [w.text for w in words] == [e[0] for e in expected]
     moved = extend_ends([TimedUnit(*e, 1.0) for e in expected], DEFAULT_END_EXTENSION)
     expected = [(u.text, u.start, u.end) for u in moved]
@@ -612,7 +615,7 @@ def test_cli_an_input_given_twice_is_transcribed_once(package: Path, tmp_path, c
 
 
 def test_assign_stems_is_collision_free_and_deterministic(tmp_path) -> None:
-    from asr.commands.transcribe import assign_stems
+    from asr.transcribe.writers import assign_stems
 
     def stems(inputs: list[tuple[Path | str, str]]) -> list[str]:
         pairs, repeats = assign_stems([(str(path), stem) for path, stem in inputs])
@@ -659,7 +662,7 @@ def test_cli_an_unreadable_input_is_one_line_and_the_rest_go_on(
     first = write_wav(tmp_path / "first.wav", signal(LO))
     locked = write_wav(tmp_path / "locked.wav", signal(MID))
     last = write_wav(tmp_path / "last.wav", signal(HI))
-    real = asr.transcribe.load_audio
+    real = asr.transcribe.recognizer.load_audio
 
     def load(path, rate=None):
         if str(path) == str(locked):  # as open() fails on a file without read permission
@@ -668,7 +671,7 @@ def test_cli_an_unreadable_input_is_one_line_and_the_rest_go_on(
 
     # the OS error raised where the read happens (tests/test_transcribe_faults.py also makes a
     # real unreadable file, as root too)
-    monkeypatch.setattr(asr.transcribe, "load_audio", load)
+    monkeypatch.setattr(asr.transcribe.recognizer, "load_audio", load)
     code, out, err = run_cli(capsys, str(package), str(first), str(locked), str(last),
                              "--output-dir", str(tmp_path / "out"))  # fmt: skip
     assert code == 1
@@ -691,7 +694,7 @@ def test_cli_an_output_folder_that_cannot_be_made_is_one_line(
 
 
 def test_stale_temp_files_of_the_outputs_are_removed(package: Path, tmp_path, capsys) -> None:
-    from asr.transcript_writers import remove_stale_temps
+    from asr.transcribe.writers import remove_stale_temps
 
     out_dir = tmp_path / "out"
     out_dir.mkdir()

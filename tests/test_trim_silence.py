@@ -8,8 +8,9 @@ import numpy as np
 import soundfile as sf
 
 from asr.cli import main
-from asr.datadir import DataDir, validate_datadir
-from asr.trim_silence import trim_silence_datadir
+from asr.data.datadir import DataDir
+from asr.data.trim import trim_silence_datadir
+from asr.data.validate import validate_datadir
 
 RATE = 8000
 

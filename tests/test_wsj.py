@@ -21,7 +21,8 @@ from conftest import required_tool
 
 from asr import cli
 from asr.corpora import wsj
-from asr.datadir import DataDir, validate_datadir
+from asr.data.datadir import DataDir
+from asr.data.validate import validate_datadir
 from asr.errors import CorpusError
 
 

@@ -18,6 +18,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path, PurePosixPath
 
+from tqdm import tqdm
+
 from asr.errors import CorpusError
 
 _CHUNK = 1 << 16
@@ -74,7 +76,6 @@ def download(
     (``sha256``, ``md5``) match is renamed to ``target``; a mismatch deletes the part and is a
     CorpusError naming the file. ``resume=False`` always starts again.
     """
-    from tqdm import tqdm
 
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)

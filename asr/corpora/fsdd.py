@@ -25,9 +25,9 @@ from pathlib import Path
 
 import soundfile
 
-from asr.audio import load_audio
 from asr.corpora.download import download, extract_tar_safely, file_digest, find_audio_folder
-from asr.datadir import DataDir, spk2utt_from_utt2spk
+from asr.data.audio import load_audio
+from asr.data.datadir import DataDir, spk2utt_from_utt2spk
 from asr.errors import AsrError, AudioError, ConfigError, CorpusError
 
 log = logging.getLogger(__name__)

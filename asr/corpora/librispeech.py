@@ -28,9 +28,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from asr.audio import audio_duration
 from asr.corpora.download import download, extract_tar_safely, md5_of
-from asr.datadir import DataDir, save_replacing, spk2utt_from_utt2spk
+from asr.data.audio import audio_duration
+from asr.data.datadir import DataDir, save_replacing, spk2utt_from_utt2spk
 from asr.errors import AsrError, CorpusError
 from asr.fileio import read_text_lines
 

@@ -1,13 +1,14 @@
 """TIMIT (LDC93S1): turn the LDC distribution into Kaldi data directories, as Kaldi's recipe.
 
 The LDC layout is ``TRAIN|TEST/DR<n>/<SPEAKER>/<UTT>.WAV|.PHN|.WRD|.TXT`` (upper or lower case
-names), the audio NIST SPHERE at 16 kHz, which ``asr.audio.load_audio`` reads as it is. As
+names), the audio NIST SPHERE at 16 kHz, which ``asr.data.audio.load_audio`` reads as it is. As
 Kaldi's ``egs/timit/s5/local/timit_data_prep.sh``:
 
 * the dialect sentences SA1 and SA2 are left out everywhere (every speaker reads the same two);
 * train = every speaker under TRAIN (462 speakers, 3,696 SI and SX utterances), dev = the
   50-speaker development set and test = the 24-speaker core test set, both from TEST, named by
-  the speaker lists in ``data/timit`` (Kaldi's ``conf/dev_spk.list`` and ``conf/test_spk.list``);
+  the speaker lists in ``asr/resources/timit`` (Kaldi's ``conf/dev_spk.list`` and
+  ``conf/test_spk.list``);
   the other 94 TEST speakers are not used;
 * utterance ids are ``<speaker>_<utt>`` and speaker ids the speaker folder's name, lower case
   (``fadg0_si1279``, ``fadg0``); spk2gender is the speaker id's first letter (m or f);
@@ -42,17 +43,17 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from asr.audio import read_sphere_header
-from asr.datadir import DataDir, save_replacing, spk2utt_from_utt2spk, write_kaldi_map
+from asr import resources
+from asr.data.audio import read_sphere_header
+from asr.data.datadir import DataDir, save_replacing, spk2utt_from_utt2spk, write_kaldi_map
 from asr.errors import AsrError, CorpusError
 from asr.fileio import atomic_write, read_text_lines
-from asr.score.normalize import DATA_DIR as _PROJECT_DATA_DIR
 from asr.score.normalize import load_phone_map
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "dev", "test")
-LISTS_DIR = _PROJECT_DATA_DIR / "timit"
+LISTS_DIR = resources.path("timit")
 DEV_SPEAKER_LIST = LISTS_DIR / "dev_spk.list"  # Kaldi's 50-speaker development set
 TEST_SPEAKER_LIST = LISTS_DIR / "test_spk.list"  # Kaldi's 24-speaker core test set
 TRAIN_PHONE_MAP = "timit61-48"  # BUILTIN_PHONE_MAPS name: 61 -> 48, q deleted

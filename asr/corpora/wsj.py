@@ -49,11 +49,11 @@ from pathlib import Path
 
 import soundfile
 
-from asr.arpa import normalize_arpa
-from asr.audio import read_sphere_header
-from asr.datadir import DataDir, save_replacing, spk2utt_from_utt2spk
+from asr.data.audio import read_sphere_header
+from asr.data.datadir import DataDir, save_replacing, spk2utt_from_utt2spk
 from asr.errors import AsrError, CorpusError
 from asr.fileio import atomic_write, read_bytes
+from asr.lm.arpa import normalize_arpa
 
 log = logging.getLogger(__name__)
 

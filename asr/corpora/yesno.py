@@ -13,6 +13,8 @@ import os
 import re
 from pathlib import Path
 
+import soundfile
+
 from asr.corpora.download import download, extract_tar_safely, find_audio_folder, sha256_of
 from asr.errors import AudioError, CorpusError
 from asr.fileio import atomic_write
@@ -78,8 +80,6 @@ def _scan(waves_dir: Path, quiet: bool = False) -> dict[str, str]:
 
 
 def _duration(path: Path) -> float:
-    import soundfile
-
     try:
         info = soundfile.info(str(path))
     except Exception as exc:  # libsndfile reports every kind of bad file with one type

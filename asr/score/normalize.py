@@ -33,17 +33,16 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from asr import resources
 from asr.errors import DataDirError
 from asr.fileio import read_text_lines
 
-# data/ sits at the repository root, next to the package (an editable install maps `asr` to
-# the checkout, so this holds there too); asr/synth/prompts.py finds its grammar the same way.
-DATA_DIR = Path(__file__).resolve().parents[2] / "data"
-FILLERS_PATH = DATA_DIR / "score" / "fillers.txt"
+# shipped in the package (asr/resources), so an installed wheel has them too
+FILLERS_PATH = resources.path("score", "fillers.txt")
 BUILTIN_PHONE_MAPS: dict[str, Path] = {
-    "timit61-39": DATA_DIR / "phones" / "timit_61_39.map",
-    "timit61-48": DATA_DIR / "phones" / "timit_61_48.map",
-    "timit48-39": DATA_DIR / "phones" / "timit_48_39.map",
+    "timit61-39": resources.path("phones", "timit_61_39.map"),
+    "timit61-48": resources.path("phones", "timit_61_48.map"),
+    "timit48-39": resources.path("phones", "timit_48_39.map"),
 }
 
 HYPHEN_MODES = ("keep", "split", "remove")

@@ -3,7 +3,7 @@
 test_package_export loads these files as they were written by the asr of their time, so that a
 change to the loader, the model or its state-dict keys that old files would not survive shows
 up as a failing test. Run this only when adding the file of a NEW format version (after bumping
-asr.package.PACKAGE_VERSION); never rewrite an existing file, or the test checks nothing:
+asr.nn.package.PACKAGE_VERSION); never rewrite an existing file, or the test checks nothing:
 
     .venv/bin/python tests/data/packages/make_packages.py
 
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 
-from asr.features import FeatureConfig
-from asr.model import AcousticModel, ModelConfig
-from asr.package import PACKAGE_VERSION, ModelPackage, save_package
+from asr.features.config import FeatureConfig
+from asr.nn.model import AcousticModel, ModelConfig
+from asr.nn.package import PACKAGE_VERSION, ModelPackage, save_package
 
 HERE = Path(__file__).resolve().parent
 TOKENS = ["<blk>", "a", "b", "c"]

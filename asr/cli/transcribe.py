@@ -1,0 +1,267 @@
+"""``asr transcribe``: audio files (or stdin) to text, subtitles and word times with a model."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import glob
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from asr.errors import AsrError, AudioError, ConfigError
+from asr.fileio import fault_point
+from asr.transcribe import load_model
+from asr.transcribe.recognizer import DEFAULT_OVERLAP_SECONDS
+from asr.transcribe.writers import assign_stems, parse_formats, write_transcript
+
+# what a directory is searched for (case-insensitive: TIMIT's files are .WAV); files named
+# explicitly or matched by a glob are read whatever their extension
+AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".sph")
+STDIN_NAME = "stdin"
+
+
+def add_parser(subparsers: argparse._SubParsersAction, help: str | None = None) -> None:
+    parser = subparsers.add_parser(
+        "transcribe",
+        help=help,
+        description="Transcribe each INPUT with MODEL (a package written by 'asr train' or "
+        "'asr package'). INPUT is an audio file, a directory (searched recursively for "
+        f"{' '.join(AUDIO_EXTENSIONS)}), a glob pattern (quote it; ** recurses) or - for audio "
+        "bytes on standard input. Each transcript is printed as one line 'SOURCE<TAB>TEXT' on "
+        "standard output (a tab, newline, carriage return or backslash in SOURCE is written "
+        "\\t, \\n, \\r, \\\\); with --format or --output-dir files are written too "
+        "(DIR/STEM.FMT). STEM is the file name without its extension, or its path below a "
+        "searched directory; when two different inputs would get the same STEM, each of them "
+        "gets its path relative to their common parent folder instead (a/x.wav, b/x.wav -> "
+        "DIR/a/x.txt, DIR/b/x.txt), so no output is ever overwritten by another input's; an "
+        "input given twice is transcribed once. An input that cannot be read or whose files "
+        "cannot be written is reported on one line and skipped; the exit status is then 1.",
+    )
+    parser.add_argument("model", metavar="MODEL", help="model package, e.g. exp/word/final.pt")
+    parser.add_argument("inputs", metavar="INPUT", nargs="+", help="audio file, directory, glob, -")
+    parser.add_argument(
+        "--format",
+        default=None,
+        help="files to write: one or more of txt,json,srt,vtt,tsv,ctm (comma-separated) or all "
+        "(default: none, or txt when --output-dir is given)",
+    )
+    parser.add_argument(
+        "--output-dir", default=None, help="where files go (default: the current directory)"
+    )
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="CPU threads for torch (default: all cores)"
+    )
+    parser.add_argument(
+        "--bf16", action="store_true", help="run the network in bf16 (GPUs, CPUs with AMX)"
+    )
+    parser.add_argument(
+        "--batch-seconds",
+        type=float,
+        default=300.0,
+        help="padded audio seconds per network batch of short inputs (default 300)",
+    )
+    parser.add_argument(
+        "--max-window-seconds",
+        type=float,
+        default=30.0,
+        help="longer recordings are decoded in overlapping windows of at most this (default 30)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def expand_inputs(specs: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
+    """Inputs -> ``(path, output stem)`` pairs and one error line per spec that matched nothing.
+
+    A directory's files keep their sub-directories in the stem (``dir/a/x.wav`` -> ``a/x``); a
+    missing path stays in the list, so that reading it reports it like any bad file.
+    """
+    found: list[tuple[str, str]] = []
+    errors: list[str] = []
+
+    def add_dir(root: Path) -> int:
+        files = sorted(
+            p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
+        )
+        found.extend((str(p), str(p.relative_to(root).with_suffix(""))) for p in files)
+        return len(files)
+
+    for spec in specs:
+        if spec == "-":
+            found.append(("-", STDIN_NAME))
+            continue
+        path = Path(spec)
+        if path.is_dir():
+            if not add_dir(path):
+                errors.append(f"{spec}: no audio files ({' '.join(AUDIO_EXTENSIONS)}) in directory")
+        elif path.exists() or not glob.has_magic(spec):
+            found.append((spec, path.stem))
+        else:
+            matches = sorted(glob.glob(spec, recursive=True))
+            count = 0
+            for match in matches:
+                if Path(match).is_dir():
+                    count += add_dir(Path(match))
+                else:
+                    found.append((match, Path(match).stem))
+                    count += 1
+            if not count:
+                errors.append(f"{spec}: no file matches")
+    return found, errors
+
+
+def escape_name(name: str) -> str:
+    """``name`` safe for one ``SOURCE<TAB>TEXT`` line: tab, newline, CR, backslash escaped."""
+    if not any(c in name for c in "\\\t\n\r"):
+        return name
+    return name.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _stdin_to_file() -> Path:
+    """Audio bytes on stdin -> a temporary file (load_audio then checks it like any file)."""
+    if sys.stdin.isatty():
+        raise AudioError(f"{STDIN_NAME}: is a terminal; pipe audio bytes into it")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix="asr-stdin-", suffix=".audio")
+    except OSError as exc:
+        raise AudioError(f"{STDIN_NAME}: cannot make a temporary copy ({exc.strerror})") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            while chunk := sys.stdin.buffer.read(1 << 20):
+                handle.write(chunk)
+    except BaseException as exc:
+        # Ctrl-C or SIGTERM while reading, or a full /tmp: no copy left behind
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise AudioError(f"{STDIN_NAME}: cannot store the audio ({exc.strerror})") from None
+        raise
+    return Path(tmp)
+
+
+# A write error that means no file can be written to the output folder any more: after the
+# first one the transcripts go to stdout only, rather than one error line per remaining input.
+_DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
+
+
+def _check_output_dir(out_dir: Path) -> None:
+    """An output folder that cannot be made or written is one line before any work is done."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{out_dir}: cannot create the output folder ({exc.strerror})") from None
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise ConfigError(f"{out_dir}: output folder is not writable")
+
+
+def run(args: argparse.Namespace) -> int:
+    # torch comes with these: imported here so that `asr --help` and other commands start fast
+
+    if args.max_window_seconds <= 0:
+        raise ConfigError(f"--max-window-seconds {args.max_window_seconds}: must be positive")
+    if args.batch_seconds <= 0:
+        raise ConfigError(f"--batch-seconds {args.batch_seconds}: must be positive")
+    formats: list[str] = []
+    if args.format is not None:
+        formats = parse_formats(args.format)
+    elif args.output_dir is not None:
+        formats = ["txt"]
+    out_dir = Path(args.output_dir or ".")
+    if args.inputs.count("-") > 1:
+        raise ConfigError("- (stdin) given more than once")
+
+    # the model first: a bad model file is one line before anything else happens
+    recognizer = load_model(
+        args.model,
+        device=args.device,
+        threads=args.threads,
+        bf16=args.bf16,
+        max_window_seconds=args.max_window_seconds,
+        overlap_seconds=min(DEFAULT_OVERLAP_SECONDS, args.max_window_seconds / 4),
+    )
+    if formats:
+        _check_output_dir(out_dir)
+    inputs, failures = expand_inputs(args.inputs)
+    for line in failures:
+        print(f"asr transcribe: error: {escape_name(line)}", file=sys.stderr)
+    inputs, repeats = assign_stems(inputs)
+    stem_of = dict(inputs)
+
+    stdin_file: Path | None = None
+    names: dict[str, str] = {}  # path read -> name shown
+    paths: list[str] = []
+    write_error: str | None = None  # set once the output folder takes no more files
+    done = 0
+    audio_seconds = 0.0
+    start = time.perf_counter()
+    try:
+        for path, _ in inputs:
+            if path == "-":
+                try:
+                    stdin_file = _stdin_to_file()
+                except AsrError as exc:
+                    print(f"asr transcribe: error: {exc}", file=sys.stderr)
+                    failures.append(str(exc))
+                    continue
+                names[str(stdin_file)] = STDIN_NAME
+                stem_of[str(stdin_file)] = stem_of["-"]
+                paths.append(str(stdin_file))
+            else:
+                names[path] = path
+                paths.append(path)
+        results = recognizer.transcribe_many(
+            paths, batch_seconds=args.batch_seconds, progress=not args.no_progress
+        )
+        for path, result in results:
+            name = names[str(path)]
+            if isinstance(result, AsrError):
+                message = str(result)
+                if name != path:
+                    message = message.replace(str(path), name)
+                print(f"asr transcribe: error: {escape_name(message)}", file=sys.stderr)
+                failures.append(message)
+                fault_point("utterance")
+                continue
+            result.source = name
+            written = True
+            if formats and write_error is None:
+                try:
+                    write_transcript(result, out_dir, stem_of[str(path)], formats)
+                except OSError as exc:
+                    written = False
+                    target = exc.filename or out_dir / stem_of[str(path)]
+                    message = f"{target}: cannot write ({exc.strerror or exc})"
+                    if exc.errno in _DISK_ERRORS:
+                        write_error = message
+                        message += "; no more files are written, transcripts go to stdout only"
+                    print(f"asr transcribe: error: {escape_name(message)}", file=sys.stderr)
+            elif formats:
+                written = False  # the disk error above was reported once
+            # the stdout line even when its files failed: the transcript itself is good
+            print(f"{escape_name(name)}\t{result.text}", flush=True)
+            if written:
+                done += 1
+            else:
+                failures.append(f"{name}: files not written")
+            audio_seconds += result.duration
+            fault_point("utterance")
+    finally:
+        if stdin_file is not None:
+            with contextlib.suppress(OSError):
+                stdin_file.unlink()
+    elapsed = time.perf_counter() - start
+    rtf = elapsed / audio_seconds if audio_seconds else 0.0
+    repeated = f", {repeats} repeated input{'' if repeats == 1 else 's'} skipped" if repeats else ""
+    # the summary goes to stderr, so that stdout holds transcripts only
+    print(
+        f"asr transcribe: {done} file{'' if done == 1 else 's'} transcribed "
+        f"({audio_seconds / 3600:.3f} h of audio in {elapsed:.1f} s, real-time factor "
+        f"{rtf:.4f}), {len(failures)} failed{repeated}",
+        file=sys.stderr,
+    )
+    return 1 if failures else 0

@@ -1,1 +1,0 @@
-"""One module per ``asr`` subcommand; each imports the heavy library pieces inside its handler."""

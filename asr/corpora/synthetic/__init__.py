@@ -1,0 +1,1 @@
+"""Synthetic speech for the offline corpus: engines, phone labels, prompts."""

@@ -1,0 +1,1 @@
+"""Data preparation: Kaldi data directories and their audio (read, trim, crop, perturb, noise)."""

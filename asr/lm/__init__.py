@@ -1,0 +1,1 @@
+"""Language models: ARPA files, KenLM's tools, and the phone bigram."""

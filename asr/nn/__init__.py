@@ -1,0 +1,1 @@
+"""The network: BiLSTM-CTC model, SpecAugment, precision, model packages, loading and export."""

@@ -1,1 +1,0 @@
-"""Speech synthesis for the offline corpus: engines, phone labels and prompts."""

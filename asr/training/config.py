@@ -1,0 +1,158 @@
+"""The ``training:`` section of the training YAML (TrainConfig) and reading the whole file."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from asr.config import check_known_keys, load_yaml_mapping, validated_dataclass
+from asr.errors import ConfigError
+from asr.nn.model import ModelConfig
+from asr.nn.precision import PRECISIONS
+from asr.nn.spec_augment import SpecAugmentConfig
+from asr.units.tokens import UNITS
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """The ``training:`` section of the training YAML."""
+
+    unit: str = "word"  # word | phone | char | bpe
+    optimizer: str = "adam"  # adam | sgd (with momentum)
+    lr: float = 1e-3
+    momentum: float = 0.9  # sgd only
+    weight_decay: float = 0.0
+    max_epochs: int = 30
+    batch_frames: int = 20000  # padded frames per batch (batch size x longest utterance)
+    max_batch_utts: int = 0  # 0 = no limit
+    grad_clip: float = 5.0  # max global gradient norm; 0 = no clipping
+    lr_halving_patience: int = 2  # epochs without dev improvement before the lr is halved
+    lr_halving_factor: float = 0.5
+    min_lr: float = 0.0  # stop once the lr falls below this
+    early_stopping_patience: int = 6  # epochs without dev improvement before stopping; 0 = never
+    min_improvement: float = 0.0  # relative dev-loss decrease that counts as an improvement
+    cache_features: bool = True  # keep normalized features in memory
+    num_workers: int = 0  # data-loading processes (0: load in the training process)
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16: autocast dtype (asr.nn.precision)
+    max_nonfinite_batches: int = 10  # consecutive NaN/inf batches tolerated before stopping
+    spec_augment: dict[str, Any] | None = None  # SpecAugmentConfig options; None: off
+    # a model package (path relative to the working directory) whose weights start the run;
+    # see _Trainer.init_from. Ignored when --resume continues from a checkpoint.
+    init_from: str | None = None
+    # Shortest-first batches, unshuffled, for the first N epochs: SortaGrad (Amodei et al. 2016,
+    # DeepSpeech 2; EESEN sorts by length too). Short utterances have few alignments to choose
+    # from, so CTC finds its first spikes sooner; see asr.training.plateau for what was measured.
+    sortagrad_epochs: int = 0
+    # Recovery from the CTC plateau (asr.training.plateau): when the dev TER has stayed at or above
+    # plateau_ter % for plateau_patience epochs since the (re)start, the weights are drawn anew
+    # from the next seed and the optimizer starts over, at most plateau_restarts times; after
+    # that the run says it is stuck. plateau_patience 0 turns this off.
+    plateau_patience: int = 8
+    plateau_ter: float = 90.0
+    # ... or fewer dev hypothesis tokens than this per reference token (mostly blanks)
+    plateau_min_output: float = 0.5
+    plateau_restarts: int = 3
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self, source: str = "training config") -> None:
+        if self.unit not in UNITS:
+            raise ConfigError(
+                f"{source}: unit must be one of {', '.join(UNITS)}, got {self.unit!r}"
+            )
+        if self.optimizer not in ("adam", "sgd"):
+            raise ConfigError(f"{source}: optimizer must be adam or sgd, got {self.optimizer!r}")
+
+        if self.precision not in PRECISIONS:
+            raise ConfigError(
+                f"{source}: precision must be one of {', '.join(PRECISIONS)}, "
+                f"got {self.precision!r}"
+            )
+        if self.spec_augment is not None:
+            if not isinstance(self.spec_augment, Mapping):
+                raise ConfigError(f"{source}: spec_augment must be a mapping of options")
+            self.spec_augment_config(f"{source}: spec_augment")  # names the bad option
+        if self.init_from is not None and (
+            not isinstance(self.init_from, str) or not self.init_from.strip()
+        ):
+            raise ConfigError(
+                f"{source}: init_from must be the path of a model package, got {self.init_from!r}"
+            )
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type in ("int", "float") and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+            ):
+                raise ConfigError(f"{source}: {f.name} must be a number, got {value!r}")
+            # YAML's .inf and .nan are floats: lr .inf trained a NaN model and exited 0
+            if f.type == "float" and not math.isfinite(value):
+                raise ConfigError(f"{source}: {f.name} must be a finite number, got {value!r}")
+            if f.type == "int" and not isinstance(value, int):
+                raise ConfigError(f"{source}: {f.name} must be an integer, got {value!r}")
+            if f.type == "bool" and not isinstance(value, bool):
+                raise ConfigError(f"{source}: {f.name} must be true or false, got {value!r}")
+        if self.lr <= 0 or self.max_epochs < 1 or self.batch_frames < 1:
+            raise ConfigError(f"{source}: lr, max_epochs and batch_frames must be positive")
+        if not 0 < self.plateau_ter <= 100:
+            raise ConfigError(f"{source}: plateau_ter must be a percentage in (0, 100]")
+        if not 0 <= self.plateau_min_output <= 1:
+            raise ConfigError(f"{source}: plateau_min_output must be in [0, 1]")
+        if not 0 < self.lr_halving_factor <= 1:
+            raise ConfigError(f"{source}: lr_halving_factor must be in (0, 1]")
+        negative = [
+            f.name for f in fields(self) if f.type in ("int", "float") and getattr(self, f.name) < 0
+        ]
+        if negative:
+            raise ConfigError(f"{source}: {', '.join(negative)} must not be negative")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], source: str = "training config") -> TrainConfig:
+        check_known_keys(values, (f.name for f in fields(cls)), source, "training option")
+        values = dict(values)
+        for f in fields(cls):  # YAML reads 1e-3 as a string; accept it as a number
+            if f.type == "float" and isinstance(values.get(f.name), str):
+                try:
+                    values[f.name] = float(values[f.name])
+                except ValueError:
+                    pass  # validate() names the field
+        return validated_dataclass(cls, values, source)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def spec_augment_config(self, source: str = "training.spec_augment") -> Any:
+        """The ``SpecAugmentConfig`` of ``spec_augment`` (None when SpecAugment is off)."""
+        if self.spec_augment is None:
+            return None
+
+        return SpecAugmentConfig.from_dict(dict(self.spec_augment), source)
+
+
+def load_train_config(
+    config: str | os.PathLike | Mapping[str, Any],
+) -> tuple[dict[str, Any], TrainConfig]:
+    """Read the two-section training YAML (or dict): returns (model section, TrainConfig)."""
+    source = "training config"
+    if not isinstance(config, Mapping):
+        source = str(config)
+        config = load_yaml_mapping(config, "training config")
+    check_known_keys(config, ("model", "training"), source, "section")
+    section = config.get("model") or {}
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"{source}: model must be a mapping of options")
+    model = dict(section)
+    for name in ("input_dim", "num_tokens"):
+        if name in model:
+            raise ConfigError(f"{source}: model.{name} is taken from the data; remove it")
+    # Checked here, against placeholder data sizes, so that an error names this file (the
+    # model is built only after the data is read, where the file is no longer known)
+    ModelConfig.from_dict({**model, "input_dim": 1, "num_tokens": 2}, f"{source}: model")
+    return model, TrainConfig.from_dict(config.get("training") or {}, source)

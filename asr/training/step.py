@@ -1,0 +1,110 @@
+"""One optimisation step of CTC training: augmentation, autocast, loss, guarded update.
+
+Kept apart from the epoch loop so that the benchmark times exactly what ``asr train`` runs.
+A batch whose loss or gradient is NaN or infinite changes nothing: the step is skipped and
+counted. Under DistributedDataParallel every process makes the same skip decision (the loss
+flag is summed over processes, and gradients are already identical after their all-reduce),
+so no process waits forever for a gradient that another skipped.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from asr.nn.model import ctc_loss
+from asr.nn.precision import autocast
+from asr.nn.spec_augment import spec_augment
+
+
+@dataclass
+class StepResult:
+    """What one step did: the summed CTC loss (None when skipped) and its token count."""
+
+    loss: float | None
+    tokens: int
+    skipped: str = ""  # "loss" or "gradient" when the batch was skipped
+
+
+class TrainStep:
+    """Forward, CTC loss, backward, clipping and update of ``network`` with ``optimizer``.
+
+    ``network`` may be the model or its DistributedDataParallel wrapper; ``model`` is the bare
+    model (for its output lengths and parameters). ``spec_augment`` is a SpecAugmentConfig or
+    None; ``autocast_dtype`` None trains in fp32. fp16 uses a gradient scaler, bf16 needs none.
+    ``delta_blocks`` is the number of (static + delta) blocks in the feature dimension.
+    """
+
+    def __init__(
+        self,
+        network: torch.nn.Module,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        device: torch.device,
+        grad_clip: float = 0.0,
+        autocast_dtype: torch.dtype | None = None,
+        spec_augment: object | None = None,
+        distributed: bool = False,
+        delta_blocks: int = 1,
+    ) -> None:
+        self.network, self.model, self.optimizer = network, model, optimizer
+        self.device, self.grad_clip, self.dtype = device, grad_clip, autocast_dtype
+        self.spec_augment = spec_augment
+        self.distributed = distributed
+        use_scaler = autocast_dtype == torch.float16 and device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+        # a frequency mask covers the same bins in the static and every delta block
+        self.delta_blocks = delta_blocks
+
+    def augment(self, feats: torch.Tensor, lengths: torch.Tensor, seed: int | None) -> torch.Tensor:
+        if self.spec_augment is None or seed is None:
+            return feats
+
+        generator = torch.Generator(device="cpu").manual_seed(seed)
+        return spec_augment(feats, lengths, self.spec_augment, generator, blocks=self.delta_blocks)
+
+    def _any_process_bad(self, bad: bool) -> bool:
+        if not self.distributed:
+            return bad
+
+        flag = torch.tensor([1.0 if bad else 0.0], device=self.device)
+        dist.all_reduce(flag)
+        return bool(flag.item() > 0)
+
+    def __call__(
+        self,
+        feats: torch.Tensor,
+        lengths: torch.Tensor,
+        targets: torch.Tensor,
+        target_lengths: torch.Tensor,
+        augment_seed: int | None = None,
+    ) -> StepResult:
+        feats = self.augment(feats, lengths, augment_seed)
+        feats = feats.to(self.device, non_blocking=True)
+        lengths = lengths.to(self.device, non_blocking=True)
+        num_tokens = int(target_lengths.sum())
+        with autocast(self.device, self.dtype):
+            log_probs, out_lengths = self.network(feats, lengths)
+        # CTC in fp32: its log-space sums lose too much in 16 bits
+        loss = ctc_loss(log_probs.float(), out_lengths, targets.to(self.device), target_lengths)
+        if self._any_process_bad(not bool(torch.isfinite(loss))):
+            # zero_infinity covers impossible alignments; a NaN means diverged numerics,
+            # and one bad step would poison the weights for good
+            return StepResult(None, num_tokens, "loss")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss / max(num_tokens, 1)).backward()
+        self.scaler.unscale_(self.optimizer)
+        parameters = [p for p in self.model.parameters() if p.grad is not None]
+        # with no clipping an infinite limit still returns the norm the NaN guard needs
+        limit = self.grad_clip if self.grad_clip > 0 else math.inf
+        norm = float(torch.nn.utils.clip_grad_norm_(parameters, limit))
+        if not math.isfinite(norm) and not self.scaler.is_enabled():
+            self.optimizer.zero_grad(set_to_none=True)
+            return StepResult(None, num_tokens, "gradient")
+        # with fp16 the scaler skips inf/NaN gradients itself and lowers its scale
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return StepResult(float(loss.detach()), num_tokens)
