@@ -43,14 +43,14 @@ tools/kenlm/bin/lmplz: tools/install_kenlm.sh | apt $(VENV)/.installed
 # The embedded default: a corpus synthesised here (no download), phone and word models, %PER and
 # %WER on unseen voices, one test utterance transcribed (recipes/synth; about 15 min on 2 cores).
 demo: setup
-	cd recipes/synth && PATH=$(CURDIR)/$(BIN):$$PATH ./run.sh
+	cd recipes/synth && ./run.sh
 
 # Kaldi's yes/no: the corpus from ../shared, or downloaded from openslr.
 demo-yesno: setup
 	@if [ -d "$(SHARED)/corpora/yesno/waves_yesno" ]; then \
-	  cd recipes/yesno && PATH=$(CURDIR)/$(BIN):$$PATH ./run.sh --corpus-dir $(SHARED)/corpora/yesno/waves_yesno; \
+	  cd recipes/yesno && ./run.sh --corpus-dir $(SHARED)/corpora/yesno/waves_yesno; \
 	else \
-	  cd recipes/yesno && PATH=$(CURDIR)/$(BIN):$$PATH ./run.sh; \
+	  cd recipes/yesno && ./run.sh; \
 	fi
 
 test: setup

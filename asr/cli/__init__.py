@@ -1,6 +1,6 @@
 """The ``asr`` command line: a thin layer that parses arguments and calls the library.
 
-Each subcommand lives in ``asr/cli/<name>.py`` with two functions: ``add_parser(subparsers)``
+Each subcommand lives in ``asr/cli/<name>.py`` with two functions: ``add_parser(subparsers, help)``
 registers its arguments and sets ``func``; the function it sets receives the parsed namespace and
 returns an exit status. Library errors (``AsrError``) are printed as one line, never a traceback.
 

@@ -21,53 +21,28 @@
 # --nproc N trains with N processes (torchrun, DistributedDataParallel, gloo on CPU).
 # Without --corpus-dir the dataset's public git archive is downloaded into downloads/.
 set -euo pipefail
-script=$(readlink -f "$0")
-cd "$(dirname "$script")"
+cd "$(dirname "$(readlink -f "$0")")"
+. ./path.sh
+. ../utils/stage.sh
+. ../utils/asr_train.sh
 
-corpus_dir=
-protocol=both
+corpus_dir=       # the dataset (recordings/); empty: download it into downloads/
+protocol=both     # official, loso or both
 folds=            # default: every speaker of the corpus
-stage=0
-stop_stage=100
-seed=0
+stage=0           # first stage to run
+stop_stage=100    # last stage to run
+seed=0            # model initialisation, batch order and noise
 threads=0         # 0: all cores
-nproc=1
-precision=
-feature_conf=conf/fbank.yaml
-train_conf=conf/train.yaml
-data=data
-exp=exp/blstm
+nproc=1           # training processes (torchrun when more than 1)
+precision=        # empty: the training config's
+feature_conf=conf/fbank.yaml   # asr features config
+train_conf=conf/train.yaml     # asr train config
+data=data         # data directories, one folder per protocol and fold
+exp=exp/blstm     # the experiments, one folder per protocol and fold
 . conf/augment.conf   # trim_silence, speed_perturb, noise, noise_*, spec_augment, average
-
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --corpus-dir) corpus_dir=$2; shift 2 ;;
-    --protocol) protocol=$2; shift 2 ;;
-    --folds) folds=$2; shift 2 ;;
-    --stage) stage=$2; shift 2 ;;
-    --stop-stage) stop_stage=$2; shift 2 ;;
-    --seed) seed=$2; shift 2 ;;
-    --threads) threads=$2; shift 2 ;;
-    --nproc) nproc=$2; shift 2 ;;
-    --trim-silence) trim_silence=$2; shift 2 ;;
-    --speed-perturb) speed_perturb=$2; shift 2 ;;
-    --speed-factors) speed_factors=$2; shift 2 ;;
-    --noise) noise=$2; shift 2 ;;
-    --noise-dir) noise_dir=$2; shift 2 ;;
-    --spec-augment) spec_augment=$2; shift 2 ;;
-    --precision) precision=$2; shift 2 ;;
-    --average) average=$2; shift 2 ;;
-    --feature-conf) feature_conf=$2; shift 2 ;;
-    --train-conf) train_conf=$2; shift 2 ;;
-    --data) data=$2; shift 2 ;;
-    --exp) exp=$2; shift 2 ;;
-    -h|--help) sed -n '2,/^set -e/p' "$script" | grep '^#' | cut -c3-; exit 0 ;;
-    *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
-  esac
-done
+. ../utils/parse_options.sh
+[ $# -eq 0 ] || { echo "${0##*/}: unexpected argument $1 (see --help)" >&2; exit 1; }
 case "$protocol" in official|loso|both) ;; *) echo "run.sh: bad --protocol $protocol" >&2; exit 2 ;; esac
-
-run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 
 if [ -z "$corpus_dir" ]; then
   # a complete copy already in downloads/ is reused without the network
@@ -83,8 +58,6 @@ train_opts=(--seed "$seed" --resume --no-progress)
 [ "$threads" -gt 0 ] && train_opts+=(--threads "$threads")
 [ -n "$precision" ] && train_opts+=(--precision "$precision")
 [ "$spec_augment" = true ] || train_opts+=(--no-spec-augment)
-train_cmd=(asr train)
-[ "$nproc" -gt 1 ] && train_cmd=(torchrun --standalone --nproc_per_node "$nproc" -m asr train)
 
 # One experiment: prepare, augment, extract, train, average, decode, score. $1 = data dir,
 # $2 = exp dir, the rest = asr prepare fsdd options.
@@ -109,6 +82,7 @@ run_one() {
   if run_stage 1; then
     local src=train
     if [ "$speed_perturb" = true ]; then
+      # shellcheck disable=SC2086  # the factors, split on whitespace on purpose
       asr data speed-perturb "$d/train" "$d/train_sp" --factors $speed_factors --no-progress
       src=train_sp
     fi
@@ -120,13 +94,13 @@ run_one() {
     fi
   fi
   if run_stage 2; then
-    for x in $train_set dev test; do
-      asr features "$d/$x" --config $feature_conf --ark-dir "$d/$x/ark" --no-progress \
+    for x in "$train_set" dev test; do
+      asr features "$d/$x" --config "$feature_conf" --ark-dir "$d/$x/ark" --no-progress \
         2>>"$d/features.log"
     done
   fi
   if run_stage 3; then
-    "${train_cmd[@]}" --config $train_conf --train-dir "$d/$train_set" --dev-dir "$d/dev" \
+    asr_train "$nproc" --config "$train_conf" --train-dir "$d/$train_set" --dev-dir "$d/dev" \
       --exp-dir "$e" "${train_opts[@]}" | tail -1
   fi
   if run_stage 4; then

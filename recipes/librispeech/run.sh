@@ -24,64 +24,38 @@
 #      (--tuned-on), then greedy (no LM) for comparison
 #   8  score: %WER of each decode (asr score)
 set -euo pipefail
-script=$(readlink -f "$0")
-cd "$(dirname "$script")"
+cd "$(dirname "$(readlink -f "$0")")"
+. ./path.sh
+. ../utils/stage.sh
+. ../utils/asr_train.sh
 
-corpus_dir=
-download=false
-train_sets="train-clean-100"
-conf=
-feature_conf=conf/fbank.yaml
-unit=char
-bpe_size=300
-lm=official
-lm_order=3
-lm_weights="0.5,1.0,1.5,2.0"
-word_scores="-1,0,1,2"
-beam_size=50
-beam_threshold=25
-stage=0
-stop_stage=100
-threads=0
-device=cpu
-nproc=1
-data=data
-exp=exp
-
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --corpus-dir) corpus_dir=$2; shift 2 ;;
-    --download) download=true; shift ;;
-    --train-sets) train_sets=$2; shift 2 ;;
-    --conf) conf=$2; shift 2 ;;
-    --feature-conf) feature_conf=$2; shift 2 ;;
-    --unit) unit=$2; shift 2 ;;
-    --bpe-size) bpe_size=$2; shift 2 ;;
-    --lm) lm=$2; shift 2 ;;
-    --lm-order) lm_order=$2; shift 2 ;;
-    --lm-weights) lm_weights=$2; shift 2 ;;
-    --word-scores) word_scores=$2; shift 2 ;;
-    --beam-size) beam_size=$2; shift 2 ;;
-    --beam-threshold) beam_threshold=$2; shift 2 ;;
-    --stage) stage=$2; shift 2 ;;
-    --stop-stage) stop_stage=$2; shift 2 ;;
-    --threads) threads=$2; shift 2 ;;
-    --device) device=$2; shift 2 ;;
-    --nproc) nproc=$2; shift 2 ;;
-    --data) data=$2; shift 2 ;;
-    --exp) exp=$2; shift 2 ;;
-    -h|--help) sed -n '2,/^set -e/p' "$script" | grep '^#' | cut -c3-; exit 0 ;;
-    *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
-  esac
-done
+corpus_dir=       # where LibriSpeech/ is (or goes, with --download), and lm/
+download=false    # stage 0 fetches the sets and OpenSLR 11's LM files first
+train_sets="train-clean-100"   # one or more of train-clean-100 train-clean-360 train-other-500
+conf=             # empty: conf/train_100h.yaml for one training set, conf/train_960h.yaml for more
+feature_conf=conf/fbank.yaml   # asr features config
+unit=char         # char or bpe
+bpe_size=300      # BPE pieces with --unit bpe
+lm=official       # official (the pruned 3-gram) or train (an n-gram of the training transcripts)
+lm_order=3        # n of the n-gram with --lm train
+lm_weights="0.5,1.0,1.5,2.0"   # the LM weights tried on dev
+word_scores="-1,0,1,2"         # the word scores tried on dev
+beam_size=50      # lexicon decoder beam
+beam_threshold=25 # lexicon decoder score threshold
+stage=0           # first stage to run
+stop_stage=100    # last stage to run
+threads=0         # 0: all cores
+device=cpu        # cpu or cuda
+nproc=1           # training processes (torchrun when more than 1)
+data=data         # data directories
+exp=exp           # experiments
+. ../utils/parse_options.sh
+[ $# -eq 0 ] || { echo "${0##*/}: unexpected argument $1 (see --help)" >&2; exit 1; }
 case "$unit" in char|bpe) ;; *) echo "run.sh: --unit is char or bpe" >&2; exit 2 ;; esac
 case "$lm" in official|train) ;; *) echo "run.sh: --lm is official or train" >&2; exit 2 ;; esac
 
-run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 thread_opts=()
 [ "$threads" -gt 0 ] && thread_opts+=(--threads "$threads")
-train_cmd=(asr train)
-[ "$nproc" -gt 1 ] && train_cmd=(torchrun --standalone --nproc_per_node "$nproc" -m asr train)
 # shellcheck disable=SC2206  # set names, split on whitespace on purpose
 train_list=($train_sets)
 if [ -z "$conf" ]; then
@@ -161,7 +135,7 @@ if run_stage 5; then
   mkdir -p "$e"
   # the unit follows --unit whatever the conf says
   sed "s/^\( *unit:\).*/\1 $unit/" "$conf" > "$e/train.yaml"
-  "${train_cmd[@]}" --config "$e/train.yaml" --train-dir "$data/train$suffix" \
+  asr_train "$nproc" --config "$e/train.yaml" --train-dir "$data/train$suffix" \
     --dev-dir "$data/dev_clean$suffix" --exp-dir "$e" --device "$device" --resume \
     --no-progress "${thread_opts[@]}" | tail -1
 fi

@@ -10,27 +10,17 @@
 # --parallel N trains N models at once, each with --threads torch threads (default 2 x 1 thread
 # on a 2-core machine).
 set -euo pipefail
-script=$(readlink -f "$0")
-cd "$(dirname "$script")"
+cd "$(dirname "$(readlink -f "$0")")"
+. ./path.sh
 
-data=data
-exp=exp/cells
-epochs=15
-parallel=2
-threads=1
-seed=0
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --data) data=$2; shift 2 ;;
-    --exp) exp=$2; shift 2 ;;
-    --epochs) epochs=$2; shift 2 ;;
-    --parallel) parallel=$2; shift 2 ;;
-    --threads) threads=$2; shift 2 ;;
-    --seed) seed=$2; shift 2 ;;
-    -h|--help) sed -n '2,/^set -e/p' "$script" | grep '^#' | cut -c3-; exit 0 ;;
-    *) echo "compare_cells.sh: unknown option $1" >&2; exit 2 ;;
-  esac
-done
+data=data         # run.sh's data directories (after its stage 1)
+exp=exp/cells     # the six runs and the plot
+epochs=15         # max_epochs of each run (no early stopping)
+parallel=2        # models trained at once
+threads=1         # torch threads of each
+seed=0            # the same for every run
+. ../utils/parse_options.sh
+[ $# -eq 0 ] || { echo "${0##*/}: unexpected argument $1 (see --help)" >&2; exit 1; }
 
 # name cell hidden bidirectional: hidden sizes give 2.64M parameters +-0.2% (120-dim input
 # stacked x3, 3 layers, 39 outputs)

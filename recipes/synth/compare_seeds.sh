@@ -11,29 +11,18 @@
 # it with the reason, and the table says so (ASR_CPU_BF16=1 forces PyTorch's slow emulation).
 # --parallel N trains N models at once, each with --threads torch threads.
 set -euo pipefail
-script=$(readlink -f "$0")
-cd "$(dirname "$script")"
+cd "$(dirname "$(readlink -f "$0")")"
+. ./path.sh
 
-data=data
-exp=exp/seeds
-seeds="0 1 2"
-precisions="fp32 bf16"
-parallel=2
-threads=1
-conf=conf/train_phone.yaml
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --data) data=$2; shift 2 ;;
-    --exp) exp=$2; shift 2 ;;
-    --seeds) seeds=$2; shift 2 ;;
-    --precisions) precisions=$2; shift 2 ;;
-    --parallel) parallel=$2; shift 2 ;;
-    --threads) threads=$2; shift 2 ;;
-    --conf) conf=$2; shift 2 ;;
-    -h|--help) sed -n '2,/^set -e/p' "$script" | grep '^#' | cut -c3-; exit 0 ;;
-    *) echo "compare_seeds.sh: unknown option $1" >&2; exit 2 ;;
-  esac
-done
+data=data                  # run.sh's data directories (after its stage 1)
+exp=exp/seeds              # one folder per precision and seed
+seeds="0 1 2"              # the seeds of each precision
+precisions="fp32 bf16"     # asr train --precision values
+parallel=2                 # models trained at once
+threads=1                  # torch threads of each
+conf=conf/train_phone.yaml # asr train config
+. ../utils/parse_options.sh
+[ $# -eq 0 ] || { echo "${0##*/}: unexpected argument $1 (see --help)" >&2; exit 1; }
 mkdir -p "$exp"
 
 train_one() {  # $1 = precision, $2 = seed

@@ -21,63 +21,39 @@
 # (--device cuda) is the larger run. --text takes prompts from text files instead of the
 # built-in grammar (e.g. --text "$(ls ../../../shared/text/*/*.txt)").
 set -euo pipefail
-script=$(readlink -f "$0")
-cd "$(dirname "$script")"
+cd "$(dirname "$(readlink -f "$0")")"
+. ./path.sh
+. ../utils/stage.sh
+. ../utils/asr_train.sh
 
-hours=1
+hours=1         # hours of training speech to synthesise
 dev_utts=0      # 0: 5% of the training utterances, at least 200
-test_utts=0
-stage=0
-stop_stage=100
-seed=0
+test_utts=0     # 0: 5% of the training utterances, at least 200
+stage=0         # first stage to run
+stop_stage=100  # last stage to run
+seed=0          # synthesis, model initialisation and batch order
 threads=0       # 0: all cores
 jobs=0          # synthesis processes; 0: one per core
-beam_size=10
-text_files=
-device=cpu
-nproc=1
-phone_conf=conf/train_phone.yaml
-word_conf=conf/train_char.yaml
-feature_conf=conf/fbank.yaml
-data=data
-exp=exp
-
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --hours) hours=$2; shift 2 ;;
-    --dev-utts) dev_utts=$2; shift 2 ;;
-    --test-utts) test_utts=$2; shift 2 ;;
-    --stage) stage=$2; shift 2 ;;
-    --stop-stage) stop_stage=$2; shift 2 ;;
-    --seed) seed=$2; shift 2 ;;
-    --threads) threads=$2; shift 2 ;;
-    --jobs) jobs=$2; shift 2 ;;
-    --beam-size) beam_size=$2; shift 2 ;;
-    --text) text_files=$2; shift 2 ;;
-    --device) device=$2; shift 2 ;;
-    --nproc) nproc=$2; shift 2 ;;
-    --phone-conf) phone_conf=$2; shift 2 ;;
-    --word-conf) word_conf=$2; shift 2 ;;
-    --feature-conf) feature_conf=$2; shift 2 ;;
-    --data) data=$2; shift 2 ;;
-    --exp) exp=$2; shift 2 ;;
-    -h|--help) sed -n '2,/^set -e/p' "$script" | grep '^#' | cut -c3-; exit 0 ;;
-    *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
-  esac
-done
-
-run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+beam_size=10    # CTC prefix beam search width (stage 4)
+text=           # text files of prompts (a whitespace-separated list); empty: the built-in grammar
+device=cpu      # cpu or cuda
+nproc=1         # training processes (torchrun when more than 1)
+phone_conf=conf/train_phone.yaml   # asr train config of the phone model
+word_conf=conf/train_char.yaml     # asr train config of the word (character) model
+feature_conf=conf/fbank.yaml       # asr features config
+data=data       # data directories
+exp=exp         # experiments: exp/phone and exp/word
+. ../utils/parse_options.sh
+[ $# -eq 0 ] || { echo "${0##*/}: unexpected argument $1 (see --help)" >&2; exit 1; }
 
 thread_opts=()
 [ "$threads" -gt 0 ] && thread_opts+=(--threads "$threads")
-train_cmd=(asr train)
-[ "$nproc" -gt 1 ] && train_cmd=(torchrun --standalone --nproc_per_node "$nproc" -m asr train)
 
 if run_stage 0; then
   echo "== stage 0: synthesise $hours h of training speech into $data"
   prompt_opts=()
   # shellcheck disable=SC2206  # a list of file names, split on whitespace on purpose
-  [ -n "$text_files" ] && prompt_opts=(--text $text_files)
+  [ -n "$text" ] && prompt_opts=(--text $text)
   asr prepare synth "$data" --hours "$hours" --dev-utts "$dev_utts" --test-utts "$test_utts" \
     --seed "$seed" --jobs "$jobs" --no-progress \
     "${prompt_opts[@]}"
@@ -93,7 +69,7 @@ if run_stage 1; then
 fi
 
 train() {  # $1 = conf, $2 = train set, $3 = dev set, $4 = exp dir
-  "${train_cmd[@]}" --config "$1" --train-dir "$data/$2" --dev-dir "$data/$3" --exp-dir "$4" \
+  asr_train "$nproc" --config "$1" --train-dir "$data/$2" --dev-dir "$data/$3" --exp-dir "$4" \
     --seed "$seed" --device "$device" --resume --no-progress "${thread_opts[@]}" | tail -1
 }
 if run_stage 2; then
@@ -108,7 +84,7 @@ fi
 if run_stage 4; then
   echo "== stage 4: decode test (greedy and beam $beam_size)"
   for m in phone word; do
-    test_set=test; [ $m = phone ] && test_set=test_phone
+    test_set=test; [ "$m" = phone ] && test_set=test_phone
     asr decode "$exp/$m/final.pt" "$data/$test_set" "$exp/$m/decode_greedy" --device "$device" \
       --no-progress "${thread_opts[@]}" 2>>"$exp/$m/decode.log"
     asr decode "$exp/$m/final.pt" "$data/$test_set" "$exp/$m/decode_beam$beam_size" \

@@ -33,66 +33,36 @@
 #      and a BPE model (conf/train_bpe.yaml)
 #   9  the BPE model: greedy, and lexicon + 3-gram tuned on dev, scored on test in words
 set -euo pipefail
-script=$(readlink -f "$0")
-cd "$(dirname "$script")"
+cd "$(dirname "$(readlink -f "$0")")"
+. ./path.sh
+. ../utils/stage.sh
 
-text_dir=../../../shared/text
-hours=2
+text_dir=../../../shared/text   # the books: DIR/*/*.txt and DIR/*.txt
+hours=2         # hours of training speech to synthesise
 dev_utts=0      # 0: 5% of the training utterances, at least 200
-test_utts=0
-stage=0
-stop_stage=100
-seed=0
+test_utts=0     # 0: 5% of the training utterances, at least 200
+stage=0         # first stage to run
+stop_stage=100  # last stage to run
+seed=0          # synthesis, model initialisation and batch order
 threads=0       # 0: all cores
 jobs=0          # synthesis processes; 0: one per core
-order=3
-char_order=6
-beam_size=50
-beam_threshold=25
+order=3         # n of the word n-gram
+char_order=6    # n of the character n-gram (lexicon-free search)
+beam_size=50    # beam of the LM searches
+beam_threshold=25   # score threshold of the LM searches
 beam_size_token=0   # 0: every token at every frame
-lm_weights=0.5,1.0,1.5,2.0
-word_scores=-1,0,1,2
+lm_weights=0.5,1.0,1.5,2.0    # word LM weights tried on dev
+word_scores=-1,0,1,2          # word scores tried on dev
 char_lm_weights=0.25,0.5,0.75,1.0,1.5   # lexicon-free search has no word score
-device=cpu
-conf=conf/train_char.yaml
-bpe_conf=conf/train_bpe.yaml
-bpe_size=300
-feature_conf=conf/fbank.yaml
-data=data
-exp=exp
-
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --text-dir) text_dir=$2; shift 2 ;;
-    --hours) hours=$2; shift 2 ;;
-    --dev-utts) dev_utts=$2; shift 2 ;;
-    --test-utts) test_utts=$2; shift 2 ;;
-    --stage) stage=$2; shift 2 ;;
-    --stop-stage) stop_stage=$2; shift 2 ;;
-    --seed) seed=$2; shift 2 ;;
-    --threads) threads=$2; shift 2 ;;
-    --jobs) jobs=$2; shift 2 ;;
-    --order) order=$2; shift 2 ;;
-    --char-order) char_order=$2; shift 2 ;;
-    --beam-size-token) beam_size_token=$2; shift 2 ;;
-    --beam-size) beam_size=$2; shift 2 ;;
-    --beam-threshold) beam_threshold=$2; shift 2 ;;
-    --lm-weights) lm_weights=$2; shift 2 ;;
-    --word-scores) word_scores=$2; shift 2 ;;
-    --char-lm-weights) char_lm_weights=$2; shift 2 ;;
-    --device) device=$2; shift 2 ;;
-    --conf) conf=$2; shift 2 ;;
-    --bpe-conf) bpe_conf=$2; shift 2 ;;
-    --bpe-size) bpe_size=$2; shift 2 ;;
-    --feature-conf) feature_conf=$2; shift 2 ;;
-    --data) data=$2; shift 2 ;;
-    --exp) exp=$2; shift 2 ;;
-    -h|--help) sed -n '2,/^set -e/p' "$script" | grep '^#' | cut -c3-; exit 0 ;;
-    *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
-  esac
-done
-
-run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+device=cpu      # cpu or cuda
+conf=conf/train_char.yaml     # asr train config of the character model
+bpe_conf=conf/train_bpe.yaml  # asr train config of the BPE model (stage 8)
+bpe_size=300    # sentencepiece pieces (stage 8)
+feature_conf=conf/fbank.yaml  # asr features config
+data=data       # data directories
+exp=exp         # experiments: exp/char and exp/bpe
+. ../utils/parse_options.sh
+[ $# -eq 0 ] || { echo "${0##*/}: unexpected argument $1 (see --help)" >&2; exit 1; }
 
 thread_opts=()
 [ "$threads" -gt 0 ] && thread_opts+=(--threads "$threads")

@@ -21,46 +21,27 @@
 #      scratch and fine-tuned from synthetic speech, both on the synth recipe's features
 #      (40 log-mel, no energy, as the synthetic model was trained), decoded and scored
 set -euo pipefail
-script=$(readlink -f "$0")
-cd "$(dirname "$script")"
+cd "$(dirname "$(readlink -f "$0")")"
+. ./path.sh
+. ../utils/stage.sh
 
-corpus_dir=
-sample=false
-conf=conf/train_cpu.yaml
-feature_conf=conf/fbank.yaml
-stage=0
-stop_stage=100
-threads=0
-beam_size=10
+corpus_dir=       # the LDC TIMIT directory (or the sample, with --sample)
+sample=false      # the 16-speaker sample: speakers held out for dev and test
+conf=conf/train_cpu.yaml       # asr train config
+feature_conf=conf/fbank.yaml   # asr features config
+stage=0           # first stage to run
+stop_stage=100    # last stage to run
+threads=0         # 0: all cores
+beam_size=10      # CTC prefix beam search width
 lm_weight=0.2     # with --insertion-bonus 0.5: the best of 6 settings on the sample's dev set
-insertion_bonus=0.5
-device=cpu
-synth_model=
-data=data
-exp=exp
+insertion_bonus=0.5   # added to the score per phone (the decode with the bigram LM)
+device=cpu        # cpu or cuda
+synth_model=      # the synth recipe's phone model (final.pt): stage 5 runs with it
+data=data         # data directories
+exp=exp           # experiments
+. ../utils/parse_options.sh
+[ $# -eq 0 ] || { echo "${0##*/}: unexpected argument $1 (see --help)" >&2; exit 1; }
 
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --corpus-dir) corpus_dir=$2; shift 2 ;;
-    --sample) sample=true; shift ;;
-    --conf) conf=$2; shift 2 ;;
-    --feature-conf) feature_conf=$2; shift 2 ;;
-    --stage) stage=$2; shift 2 ;;
-    --stop-stage) stop_stage=$2; shift 2 ;;
-    --threads) threads=$2; shift 2 ;;
-    --beam-size) beam_size=$2; shift 2 ;;
-    --lm-weight) lm_weight=$2; shift 2 ;;
-    --insertion-bonus) insertion_bonus=$2; shift 2 ;;
-    --device) device=$2; shift 2 ;;
-    --synth-model) synth_model=$2; shift 2 ;;
-    --data) data=$2; shift 2 ;;
-    --exp) exp=$2; shift 2 ;;
-    -h|--help) sed -n '2,/^set -e/p' "$script" | grep '^#' | cut -c3-; exit 0 ;;
-    *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
-  esac
-done
-
-run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 thread_opts=()
 [ "$threads" -gt 0 ] && thread_opts+=(--threads "$threads")
 

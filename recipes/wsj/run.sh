@@ -26,58 +26,35 @@
 #   7  decode eval92 with the weights chosen on dev93 (--tuned-on), and greedy
 #   8  score: %WER of each decode
 set -euo pipefail
-script=$(readlink -f "$0")
-cd "$(dirname "$script")"
+cd "$(dirname "$(readlink -f "$0")")"
+. ./path.sh
+. ../utils/stage.sh
+. ../utils/asr_train.sh
 
-wsj0=
-wsj1=
-unit=phone
-conf=
-feature_conf=conf/fbank.yaml
-audio=auto
-lm_weights="0.5,0.8,1.0,1.5"
-word_scores="-1,0,1"
-beam_size=50
-beam_threshold=25
-stage=0
-stop_stage=100
-threads=0
-device=cpu
-nproc=1
-data=data
-exp=exp
-
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --wsj0) wsj0=$2; shift 2 ;;
-    --wsj1) wsj1=$2; shift 2 ;;
-    --unit) unit=$2; shift 2 ;;
-    --conf) conf=$2; shift 2 ;;
-    --feature-conf) feature_conf=$2; shift 2 ;;
-    --audio) audio=$2; shift 2 ;;
-    --lm-weights) lm_weights=$2; shift 2 ;;
-    --word-scores) word_scores=$2; shift 2 ;;
-    --beam-size) beam_size=$2; shift 2 ;;
-    --beam-threshold) beam_threshold=$2; shift 2 ;;
-    --stage) stage=$2; shift 2 ;;
-    --stop-stage) stop_stage=$2; shift 2 ;;
-    --threads) threads=$2; shift 2 ;;
-    --device) device=$2; shift 2 ;;
-    --nproc) nproc=$2; shift 2 ;;
-    --data) data=$2; shift 2 ;;
-    --exp) exp=$2; shift 2 ;;
-    -h|--help) sed -n '2,/^set -e/p' "$script" | grep '^#' | cut -c3-; exit 0 ;;
-    *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
-  esac
-done
+wsj0=             # the LDC93S6B directory
+wsj1=             # the LDC94S13B directory
+unit=phone        # phone or char
+conf=             # empty: conf/train_$unit.yaml
+feature_conf=conf/fbank.yaml   # asr features config
+audio=auto        # auto, sph2pipe or flac: how stage 0 reads the SPHERE audio
+lm_weights="0.5,0.8,1.0,1.5"   # the LM weights tried on dev93
+word_scores="-1,0,1"           # the word scores tried on dev93
+beam_size=50      # lexicon decoder beam
+beam_threshold=25 # lexicon decoder score threshold
+stage=0           # first stage to run
+stop_stage=100    # last stage to run
+threads=0         # 0: all cores
+device=cpu        # cpu or cuda
+nproc=1           # training processes (torchrun when more than 1)
+data=data         # data directories
+exp=exp           # experiments
+. ../utils/parse_options.sh
+[ $# -eq 0 ] || { echo "${0##*/}: unexpected argument $1 (see --help)" >&2; exit 1; }
 case "$unit" in phone|char) ;; *) echo "run.sh: --unit is phone or char" >&2; exit 2 ;; esac
 [ -n "$conf" ] || conf=conf/train_$unit.yaml
 
-run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 thread_opts=()
 [ "$threads" -gt 0 ] && thread_opts+=(--threads "$threads")
-train_cmd=(asr train)
-[ "$nproc" -gt 1 ] && train_cmd=(torchrun --standalone --nproc_per_node "$nproc" -m asr train)
 pipes=(--allow-pipes)  # wav.scp may hold sph2pipe pipes (written by our own stage 0)
 lang=$data/local/lang_$unit
 lmdir=$data/local/lm
@@ -155,7 +132,7 @@ fi
 if run_stage 5; then
   echo "== stage 5: train ($conf)"
   mkdir -p "$exp"
-  "${train_cmd[@]}" --config "$conf" --train-dir "$data/train_tr95_$unit" \
+  asr_train "$nproc" --config "$conf" --train-dir "$data/train_tr95_$unit" \
     --dev-dir "$data/train_cv05_$unit" --exp-dir "$e" --device "$device" --resume \
     --no-progress "${thread_opts[@]}" | tail -1
 fi
