@@ -10,7 +10,7 @@ import yaml
 from test_train import write_synthetic
 
 from asr.cli import main
-from asr.decoding.datadir import decode_datadir
+from asr.decoding.datadir import coverage_line, decode_datadir
 from asr.errors import DataDirError, PackageError
 from asr.score import read_transcripts, wer
 
@@ -196,3 +196,36 @@ def test_bf16_transcription_follows_the_cpu_switch(trained, cpu_bf16) -> None:
     assert transcript.duration == pytest.approx(1.0, abs=0.05)
     assert set(transcript.text.split()) <= {"a", "b", "c"}
     assert all(0.0 <= u.confidence <= 1.0 for u in transcript.units)
+
+
+def test_words_the_lexicon_and_lm_miss_are_counted_before_decoding(
+    trained, tmp_path, caplog
+) -> None:
+    model, test = trained
+    refs = read_transcripts(test / "text")
+    words = [w for text in refs.values() for w in text.split()]
+    c_count = words.count("c")
+    assert 0 < c_count < len(words)
+    lexicon = tmp_path / "lexicon.txt"
+    lexicon.write_text("a a\nb b\n")  # no "c": every c of the references is out of it
+    lm = tmp_path / "skewed.arpa"
+    lm.write_text(SKEWED_ARPA.replace("-4.0\tb\n", "").replace("ngram 1=6", "ngram 1=5"))
+    with caplog.at_level("INFO", logger="asr.decoding.datadir"):
+        decode_datadir(model, test, tmp_path / "out", progress=False, lexicon=lexicon, word_lm=lm)
+    messages = [r.getMessage() for r in caplog.records]
+    rate = 100.0 * c_count / len(words)
+    expected = f"words outside the lexicon: {c_count} of {len(words)} ({rate:.2f}%; e.g. c)"
+    assert any(m.endswith(expected) and str(test / "text") in m for m in messages)
+    b_count = words.count("b")  # the LM has "c" but not "b"
+    lm_line = f": {b_count} of {len(words)} ({100.0 * b_count / len(words):.2f}%; e.g. b)"
+    assert any(f"words outside {lm}" in m and m.endswith(lm_line) for m in messages)
+    # and the log says so before the first utterance is searched: nothing decoded yet
+    first = next(i for i, m in enumerate(messages) if "outside the lexicon" in m)
+    assert not any("decoded" in m for m in messages[:first])
+
+
+def test_coverage_line_counts_running_words() -> None:
+    refs = {"u1": "a b a", "u2": "c a", "u3": ""}
+    assert coverage_line(refs, {"a", "b", "c"}, "x") == "x: 0 of 5 (0.00%)"
+    assert coverage_line(refs, {"b"}, "x") == "x: 4 of 5 (80.00%; e.g. a, c)"
+    assert coverage_line({}, set(), "x") == "x: 0 of 0 (0.00%)"

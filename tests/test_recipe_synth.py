@@ -51,6 +51,9 @@ def test_synth_recipe_prints_per_wer_and_a_transcript(tmp_path: Path) -> None:
     command += [
         "--beam-size",
         "4",
+        "--lm-weights",
+        "0.5,1.5",
+        "--word-scores=-1,1",
         "--data",
         str(tmp_path / "data"),
         "--exp",
@@ -72,6 +75,23 @@ def test_synth_recipe_prints_per_wer_and_a_transcript(tmp_path: Path) -> None:
         # 6 minutes of speech and 8 epochs: far from the targets, but learning (an untrained
         # model deletes everything: 100%)
         assert float(per.group(1)) < 90.0, per.group(0)
+    # Stages 4-6: lexicon + 3-gram from the training prompts, tuned on dev, scored on test.
+    lex = re.search(r"^word  lex3g %WER (\S+) \[ (\d+) / (\d+),", out, re.MULTILINE)
+    assert lex and int(lex.group(3)) == words, out[-2000:]
+    assert re.search(r"^test: perplexity \S+ \(\d+ sentences", out, re.MULTILINE), out[-2000:]
+    coverage = re.search(r"test/text: words outside the lexicon: (\d+) of (\d+)", out)
+    assert coverage and int(coverage.group(2)) == words, out[-2000:]
+    train_words = set((tmp_path / "data" / "local" / "words.txt").read_text().split())
+    test_oov = sum(w not in train_words for t in test.text.values() for w in t.split())
+    assert int(coverage.group(1)) == test_oov
+    exp_word = tmp_path / "exp" / "word"
+    tuning = (exp_word / "decode_dev_lex3g" / "tuning.tsv").read_text().splitlines()[1:]
+    assert len(tuning) == 4  # 2 LM weights x 2 word scores
+    best = json.loads((exp_word / "decode_dev_lex3g" / "best.json").read_text())
+    assert best["wer"] == min(float(row.split("\t")[2]) for row in tuning)
+    # the search only writes words of the lexicon, i.e. of the training prompts
+    hyps = (exp_word / "decode_lex3g" / "text").read_text().split("\n")
+    assert {w for line in hyps for w in line.split()[1:]} <= train_words
     transcript = re.search(r"^REF: (.*)\nHYP: (.*)$", out, re.MULTILINE)
     assert transcript and transcript.group(1) == next(iter(sorted(test.text.items())))[1]
     # Stage 6 went through `asr transcribe`: its JSON has the printed text and timed words.

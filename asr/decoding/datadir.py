@@ -32,7 +32,9 @@ from asr.decoding.prefix_beam import beam_search_batch
 from asr.errors import AsrError, ConfigError, DataDirError
 from asr.features.dataset import FeatureSet, make_batches
 from asr.fileio import atomic_write
+from asr.lm.arpa import arpa_unigrams
 from asr.lm.bigram import BigramLM
+from asr.lm.kenlm import is_binary_lm
 from asr.nn.load import LoadedNetwork, load_network
 from asr.score import read_transcripts, wer, write_transcripts
 from asr.units.lexicon import read_lexicon
@@ -155,6 +157,25 @@ def decode_datadir(
         raise ConfigError("the LM weight and word score grid is empty")
     model_path = Path(model_path)
     loaded = load_network(model_path, device)
+    refs = None
+    if searching:
+        if lexicon is not None and not isinstance(lexicon, Mapping):
+            lexicon = read_lexicon(Path(lexicon))
+        # Before the search, not after it: a lexicon or LM that misses the test words caps
+        # what any weight can reach, and the user should see that before waiting for it.
+        refs = _word_references(Path(data_dir), ref_text, loaded.tokens.unit)
+        if refs is not None:
+            source = Path(ref_text) if ref_text is not None else Path(data_dir) / "text"
+            if lexicon is not None:
+                log.info(
+                    "%s", coverage_line(refs, set(lexicon), f"{source}: words outside the lexicon")
+                )
+            lm_file = word_lm if lexicon is not None else None
+            if lm_file is not None and not is_binary_lm(Path(lm_file)):
+                vocabulary = arpa_unigrams(lm_file)
+                log.info(
+                    "%s", coverage_line(refs, vocabulary, f"{source}: words outside {lm_file}")
+                )
     if lm is not None and not isinstance(lm, BigramLM):
         lm_path = Path(lm)
         if lm_path.suffix == ".json":
@@ -237,9 +258,27 @@ def decode_datadir(
     if not decoders:
         write_transcripts(out_dir / "text", hypotheses)
     else:
-        refs = _word_references(Path(data_dir), ref_text, loaded.tokens.unit)
         summary.best = _write_grid(out_dir, refs, grid, searched, nbest)
     return summary
+
+
+def coverage_line(refs: Mapping[str, str], vocabulary: set[str], what: str) -> str:
+    """``WHAT: K of N (R%; e.g. W1, W2)``: the running words of ``refs`` outside ``vocabulary``
+    (the OOV rate), the most frequent of them first."""
+    counts: dict[str, int] = {}
+    total = 0
+    for text in refs.values():
+        for word in text.split():
+            total += 1
+            if word not in vocabulary:
+                counts[word] = counts.get(word, 0) + 1
+    missing = sum(counts.values())
+    rate = 100.0 * missing / total if total else 0.0
+    line = f"{what}: {missing} of {total} ({rate:.2f}%"
+    if counts:
+        frequent = sorted(counts, key=lambda w: (-counts[w], w))[:5]
+        line += "; e.g. " + ", ".join(frequent)
+    return line + ")"
 
 
 def _grid_decoders(
@@ -247,8 +286,6 @@ def _grid_decoders(
 ):
     """One flashlight decoder per grid point, sharing the lexicon tree and the loaded LM."""
 
-    if lexicon is not None and not isinstance(lexicon, Mapping):
-        lexicon = read_lexicon(Path(lexicon))
     decoders = []
     for lm_weight, word_score in grid:
         options = DecoderOptions(

@@ -6,6 +6,7 @@
 #   ./run.sh [--hours H] [--dev-utts N] [--test-utts N] [--stage N] [--stop-stage M]
 #            [--seed S] [--threads N] [--jobs N]
 #            [--beam-size B] [--text "FILE ..."] [--device cpu|cuda] [--nproc N]
+#            [--order N] [--lm-weights "a,b,..."] [--word-scores "x,y,..."]
 #            [--phone-conf FILE] [--word-conf FILE] [--data DIR] [--exp DIR]
 #
 # Stages:
@@ -13,9 +14,12 @@
 #   1  features: 40 log-mel + deltas, per-voice CMVN; phone copies of each set (asr data copy)
 #   2  train the phone model (conf/train_phone.yaml)
 #   3  train the word model over characters (conf/train_char.yaml)
-#   4  decode test: greedy and CTC prefix beam search (no LM)
-#   5  score: %PER and %WER lines for the unseen-voice test set
-#   6  transcribe one test utterance from its audio
+#   4  lexicon and LM from the training prompts only: every training word spelled in
+#      characters, a word 3-gram (KenLM, modified Kneser-Ney); dev and test perplexity
+#   5  decode: greedy and CTC prefix beam search (no LM) on test; the word model's lexicon + LM
+#      search over a grid of LM weights and word scores on dev, the best pair applied to test
+#   6  score: %PER and %WER lines for the unseen-voice test set, greedy and lexicon + LM
+#   7  transcribe one test utterance from its audio
 # The default size (1 hour) trains both models in 11 minutes on 2 CPU cores (the whole run took
 # 12; see RESULTS); --hours 10 with a GPU
 # (--device cuda) is the larger run. --text takes prompts from text files instead of the
@@ -34,7 +38,11 @@ stop_stage=100  # last stage to run
 seed=0          # synthesis, model initialisation and batch order
 threads=0       # 0: all cores
 jobs=0          # synthesis processes; 0: one per core
-beam_size=10    # CTC prefix beam search width (stage 4)
+beam_size=10    # CTC prefix beam search width without an LM (stage 5)
+order=3         # n of the word n-gram (stage 4)
+lm_weights=0.5,1.0,1.5,2.0   # word LM weights tried on dev (stage 5)
+word_scores=-1,0,1,2         # word scores (insertion bonus per word) tried on dev
+lm_beam=50      # beam of the lexicon + LM search
 text=           # text files of prompts (a whitespace-separated list); empty: the built-in grammar
 device=cpu      # cpu or cuda
 nproc=1         # training processes (torchrun when more than 1)
@@ -81,8 +89,26 @@ if run_stage 3; then
   train "$word_conf" train dev "$exp/word"
 fi
 
+lm=$data/local/lm/${order}gram
+lexicon_opts=(--lexicon "$data/local/dict_char/lexicon.txt" --word-lm "$lm.bin"
+  --beam-size "$lm_beam")
+
 if run_stage 4; then
-  echo "== stage 4: decode test (greedy and beam $beam_size)"
+  echo "== stage 4: lexicon and word ${order}-gram from the training prompts"
+  # Only the training transcripts: the test sentences never occur in them, so the LM has to
+  # generalise as Resource Management's word-pair grammar did (see RESULTS for perplexities).
+  mkdir -p "$data/local/lm"
+  cut -d' ' -f2- "$data/train/text" > "$data/local/lm_text"
+  tr ' ' '\n' < "$data/local/lm_text" | grep -v '^$' | sort -u > "$data/local/words.txt"
+  asr lexicon prepare "$data/local/words.txt" "$data/local/dict_char" --units char
+  asr lm train "$data/local/lm_text" --order "$order" "$lm.arpa" --binary "$lm.bin"
+  for x in dev test; do
+    echo "$x: $(asr lm perplexity "$lm.bin" "$data/$x/text" --skip-ids)"
+  done
+fi
+
+if run_stage 5; then
+  echo "== stage 5: decode (test: greedy and beam $beam_size; lexicon + ${order}-gram tuned on dev)"
   for m in phone word; do
     test_set=test; [ "$m" = phone ] && test_set=test_phone
     asr decode "$exp/$m/final.pt" "$data/$test_set" "$exp/$m/decode_greedy" --device "$device" \
@@ -91,10 +117,19 @@ if run_stage 4; then
       --beam-size "$beam_size" --device "$device" --no-progress "${thread_opts[@]}" \
       2>>"$exp/$m/decode.log"
   done
+  # Kaldi's local/score.sh practice: the grid is scored on dev, its best pair decodes test.
+  asr decode "$exp/word/final.pt" "$data/dev" "$exp/word/decode_dev_lex${order}g" \
+    "${lexicon_opts[@]}" --lm-weight="$lm_weights" --word-score="$word_scores" \
+    --device "$device" --no-progress "${thread_opts[@]}" 2>>"$exp/word/decode.log"
+  echo "dev lex${order}g best of the grid: $(cat "$exp/word/decode_dev_lex${order}g/best.json")"
+  asr decode "$exp/word/final.pt" "$data/test" "$exp/word/decode_lex${order}g" \
+    "${lexicon_opts[@]}" --tuned-on "$exp/word/decode_dev_lex${order}g" \
+    --device "$device" --no-progress "${thread_opts[@]}" 2>>"$exp/word/decode.log"
+  grep "outside the lexicon" "$exp/word/decode.log" | tail -1 | sed 's/.*INFO [^ ]* //'
 fi
 
-if run_stage 5; then
-  echo "== stage 5: score (test: unseen voices, unseen sentences)"
+if run_stage 6; then
+  echo "== stage 6: score (test: unseen voices, unseen sentences)"
   for d in greedy "beam$beam_size"; do
     # Per-voice tables (.sys, utt2spk is the voice), alignments, confusions and an HTML page.
     asr score "$data/test_phone/text" "$exp/phone/decode_$d/text" --metric PER \
@@ -106,11 +141,15 @@ if run_stage 5; then
     echo "phone $d $(head -1 "$exp/phone/decode_$d/per")"
     echo "word  $d $(head -1 "$exp/word/decode_$d/wer")"
   done
+  out=$exp/word/decode_lex${order}g
+  asr score "$data/test/text" "$out/text" --alignments "$out/per_utt" --reports "$out/scoring" \
+    > "$out/wer"
+  echo "word  lex${order}g $(head -1 "$out/wer")"
   echo "reports: $exp/{phone,word}/decode_*/scoring/text.{sys,pra,dtl,json,html}"
 fi
 
-if run_stage 6; then
-  echo "== stage 6: transcribe one test utterance from its audio"
+if run_stage 7; then
+  echo "== stage 7: transcribe one test utterance from its audio"
   utt=$(head -1 "$data/test/text" | cut -d' ' -f1)
   audio=$(grep "^$utt " "$data/test/wav.scp" | cut -d' ' -f2-)
   # straight from the FLAC file: features, CMVN over this one recording, greedy decoding
