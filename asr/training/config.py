@@ -43,6 +43,9 @@ class TrainConfig:
     precision: str = "auto"  # auto | fp32 | bf16 | fp16: autocast dtype (asr.nn.precision)
     max_nonfinite_batches: int = 10  # consecutive NaN/inf batches tolerated before stopping
     spec_augment: dict[str, Any] | None = None  # SpecAugmentConfig options; None: off
+    # Graves' weight noise: the standard deviation of Gaussian noise added to every weight for
+    # each batch's forward and backward pass (asr.training.weight_noise); 0: off
+    weight_noise: float = 0.0
     # a model package (path relative to the working directory) whose weights start the run;
     # see _Trainer.init_from. Ignored when --resume continues from a checkpoint.
     init_from: str | None = None

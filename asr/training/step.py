@@ -18,6 +18,7 @@ import torch.distributed as dist
 from asr.nn.model import ctc_loss
 from asr.nn.precision import autocast
 from asr.nn.spec_augment import spec_augment
+from asr.training.weight_noise import noisy_weights
 
 
 @dataclass
@@ -36,6 +37,9 @@ class TrainStep:
     model (for its output lengths and parameters). ``spec_augment`` is a SpecAugmentConfig or
     None; ``autocast_dtype`` None trains in fp32. fp16 uses a gradient scaler, bf16 needs none.
     ``delta_blocks`` is the number of (static + delta) blocks in the feature dimension.
+    ``weight_noise`` > 0: the forward and backward pass of each batch run on weights with that
+    much Gaussian noise (drawn from the batch's augmentation seed), the update goes to the clean
+    weights (:mod:`asr.training.weight_noise`).
     """
 
     def __init__(
@@ -49,6 +53,7 @@ class TrainStep:
         spec_augment: object | None = None,
         distributed: bool = False,
         delta_blocks: int = 1,
+        weight_noise: float = 0.0,
     ) -> None:
         self.network, self.model, self.optimizer = network, model, optimizer
         self.device, self.grad_clip, self.dtype = device, grad_clip, autocast_dtype
@@ -58,6 +63,7 @@ class TrainStep:
         self.scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
         # a frequency mask covers the same bins in the static and every delta block
         self.delta_blocks = delta_blocks
+        self.weight_noise = weight_noise
 
     def augment(self, feats: torch.Tensor, lengths: torch.Tensor, seed: int | None) -> torch.Tensor:
         if self.spec_augment is None or seed is None:
@@ -86,16 +92,20 @@ class TrainStep:
         feats = feats.to(self.device, non_blocking=True)
         lengths = lengths.to(self.device, non_blocking=True)
         num_tokens = int(target_lengths.sum())
-        with autocast(self.device, self.dtype):
-            log_probs, out_lengths = self.network(feats, lengths)
-        # CTC in fp32: its log-space sums lose too much in 16 bits
-        loss = ctc_loss(log_probs.float(), out_lengths, targets.to(self.device), target_lengths)
-        if self._any_process_bad(not bool(torch.isfinite(loss))):
-            # zero_infinity covers impossible alignments; a NaN means diverged numerics,
-            # and one bad step would poison the weights for good
-            return StepResult(None, num_tokens, "loss")
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss / max(num_tokens, 1)).backward()
+        noise_std = self.weight_noise if augment_seed is not None else 0.0
+        # the gradient is taken at the noisy weights; leaving the block restores the clean ones,
+        # which the optimizer then updates
+        with noisy_weights(self.model.parameters(), noise_std, augment_seed or 0):
+            with autocast(self.device, self.dtype):
+                log_probs, out_lengths = self.network(feats, lengths)
+            # CTC in fp32: its log-space sums lose too much in 16 bits
+            loss = ctc_loss(log_probs.float(), out_lengths, targets.to(self.device), target_lengths)
+            if self._any_process_bad(not bool(torch.isfinite(loss))):
+                # zero_infinity covers impossible alignments; a NaN means diverged numerics,
+                # and one bad step would poison the weights for good
+                return StepResult(None, num_tokens, "loss")
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss / max(num_tokens, 1)).backward()
         self.scaler.unscale_(self.optimizer)
         parameters = [p for p in self.model.parameters() if p.grad is not None]
         # with no clipping an infinite limit still returns the norm the NaN guard needs

@@ -179,6 +179,7 @@ class _Trainer:
             f"{self.model.num_parameters()} parameters; seed {seed}; "
             f"precision {precision_name(self.autocast_dtype)} (asked: {cfg.precision}); "
             f"SpecAugment {'on' if spec is not None else 'off'}; "
+            f"weight noise {cfg.weight_noise:g}; "
             f"{world.size} process(es) on {device.type}"
         ]
         for name, report in self.skipped.items():
@@ -197,6 +198,7 @@ class _Trainer:
             spec_augment=spec,
             distributed=world.distributed,
             delta_blocks=self.train_set.config.delta_order + 1,
+            weight_noise=cfg.weight_noise,
         )
         if cfg.cache_features and cfg.num_workers > 0:
             # fill the cache once, before workers fork and share it; otherwise each epoch's
