@@ -12,6 +12,7 @@ from typing import Any
 
 from asr.config import check_known_keys, load_yaml_mapping, validated_dataclass
 from asr.errors import ConfigError
+from asr.features.vtlp import check_max_warp
 from asr.nn.model import ModelConfig
 from asr.nn.precision import PRECISIONS
 from asr.nn.spec_augment import SpecAugmentConfig
@@ -46,6 +47,9 @@ class TrainConfig:
     # Graves' weight noise: the standard deviation of Gaussian noise added to every weight for
     # each batch's forward and backward pass (asr.training.weight_noise); 0: off
     weight_noise: float = 0.0
+    # VTLP (asr.features.vtlp): each training utterance's log-mel axis warped by a factor drawn
+    # from [1 - vtlp_max_warp, 1 + vtlp_max_warp] (Jaitly & Hinton used 0.1); 0: off
+    vtlp_max_warp: float = 0.0
     # a model package (path relative to the working directory) whose weights start the run;
     # see _Trainer.init_from. Ignored when --resume continues from a checkpoint.
     init_from: str | None = None
@@ -108,6 +112,7 @@ class TrainConfig:
             raise ConfigError(f"{source}: plateau_ter must be a percentage in (0, 100]")
         if not 0 <= self.plateau_min_output <= 1:
             raise ConfigError(f"{source}: plateau_min_output must be in [0, 1]")
+        check_max_warp(self.vtlp_max_warp, source)
         if not 0 < self.lr_halving_factor <= 1:
             raise ConfigError(f"{source}: lr_halving_factor must be in (0, 1]")
         negative = [

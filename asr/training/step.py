@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from asr.features.vtlp import MelAxis, vtlp
 from asr.nn.model import ctc_loss
 from asr.nn.precision import autocast
 from asr.nn.spec_augment import spec_augment
@@ -39,7 +40,8 @@ class TrainStep:
     ``delta_blocks`` is the number of (static + delta) blocks in the feature dimension.
     ``weight_noise`` > 0: the forward and backward pass of each batch run on weights with that
     much Gaussian noise (drawn from the batch's augmentation seed), the update goes to the clean
-    weights (:mod:`asr.training.weight_noise`).
+    weights (:mod:`asr.training.weight_noise`). ``vtlp`` = (mel axis, max warp): each
+    utterance's log-mel axis is warped by a random factor (:mod:`asr.features.vtlp`).
     """
 
     def __init__(
@@ -54,6 +56,7 @@ class TrainStep:
         distributed: bool = False,
         delta_blocks: int = 1,
         weight_noise: float = 0.0,
+        vtlp: tuple[MelAxis, float] | None = None,
     ) -> None:
         self.network, self.model, self.optimizer = network, model, optimizer
         self.device, self.grad_clip, self.dtype = device, grad_clip, autocast_dtype
@@ -64,9 +67,17 @@ class TrainStep:
         # a frequency mask covers the same bins in the static and every delta block
         self.delta_blocks = delta_blocks
         self.weight_noise = weight_noise
+        self.vtlp = vtlp
 
     def augment(self, feats: torch.Tensor, lengths: torch.Tensor, seed: int | None) -> torch.Tensor:
-        if self.spec_augment is None or seed is None:
+        if seed is None:
+            return feats
+        if self.vtlp is not None:
+            # its own stream, so that turning VTLP on leaves the SpecAugment masks as they were
+            warp_generator = torch.Generator(device="cpu").manual_seed(seed ^ 0x7F4A7C15)
+            axis, max_warp = self.vtlp
+            feats, _ = vtlp(feats, axis, max_warp, warp_generator, blocks=self.delta_blocks)
+        if self.spec_augment is None:
             return feats
 
         generator = torch.Generator(device="cpu").manual_seed(seed)

@@ -45,6 +45,7 @@ from asr.features.dataset import (
     collate,
     make_batches,
 )
+from asr.features.vtlp import MelAxis
 from asr.fileio import fault_point
 from asr.nn.model import AcousticModel, ModelConfig, ctc_loss
 from asr.nn.package import ModelPackage, load_checkpoint, load_package, save_package
@@ -179,7 +180,7 @@ class _Trainer:
             f"{self.model.num_parameters()} parameters; seed {seed}; "
             f"precision {precision_name(self.autocast_dtype)} (asked: {cfg.precision}); "
             f"SpecAugment {'on' if spec is not None else 'off'}; "
-            f"weight noise {cfg.weight_noise:g}; "
+            f"weight noise {cfg.weight_noise:g}; VTLP max warp {cfg.vtlp_max_warp:g}; "
             f"{world.size} process(es) on {device.type}"
         ]
         for name, report in self.skipped.items():
@@ -187,6 +188,10 @@ class _Trainer:
                 logger.warning(line)
                 self.notes.append(line)
 
+        vtlp = None
+        if cfg.vtlp_max_warp > 0:
+            axis = MelAxis.of(self.train_set.config, str(train_dir / "feats.yaml"))
+            vtlp = (axis, cfg.vtlp_max_warp)
         self.optimizer = make_optimizer(cfg, self.model)
         self.step = TrainStep(
             wrap_for_processes(self.model, world, device),
@@ -199,6 +204,7 @@ class _Trainer:
             distributed=world.distributed,
             delta_blocks=self.train_set.config.delta_order + 1,
             weight_noise=cfg.weight_noise,
+            vtlp=vtlp,
         )
         if cfg.cache_features and cfg.num_workers > 0:
             # fill the cache once, before workers fork and share it; otherwise each epoch's
