@@ -10,6 +10,7 @@ from asr.data.datadir import DataDir, read_kaldi_map
 from asr.data.fix import fix_datadir
 from asr.data.noise import add_noise_datadir
 from asr.data.pause_crops import crop_at_pauses
+from asr.data.reverb import reverberate_datadir
 from asr.data.speed_perturb import speed_perturb_datadir
 from asr.data.subset import copy_datadir, split_datadir, subset_datadir, subset_datadir_by_speaker
 from asr.data.trim import trim_silence_datadir
@@ -214,6 +215,42 @@ def add_parser(subparsers: argparse._SubParsersAction, help: str | None = None) 
     _add_augment_options(noise)
     noise.set_defaults(func=run_add_noise)
 
+    reverb = actions.add_parser(
+        "reverberate",
+        help="add reverberant copies (rev1-, ...) through simulated rooms or RIR files",
+        description="Write DST with reverberant copies of every utterance of SRC, as Kaldi's "
+        "steps/data/reverberate_data_dir.py: copy k is utterance rev<k>-<utt> of speaker "
+        "rev<k>-<spk>, the utterance convolved with a room impulse response, direct sound at "
+        "time 0, as long and as loud (in power) as the original. Responses are simulated "
+        "(image-source method, shoebox rooms of 3-10 x 3-8 x 2.5-4 m, a bank of --rooms rooms "
+        "with RT60s drawn from --rt60) or taken from the audio files under --rir-dir. The same "
+        "seed gives the same audio. Unreadable or silent utterances are reported and skipped "
+        "(exit status 1).",
+    )
+    reverb.add_argument("data_dir", metavar="SRC")
+    reverb.add_argument("out_dir", metavar="DST")
+    reverb.add_argument(
+        "--rt60",
+        type=_seconds_range,
+        default=(0.2, 0.6),
+        metavar="LOW:HIGH",
+        help="reverberation time range of the simulated rooms, seconds (default 0.2:0.6)",
+    )
+    reverb.add_argument(
+        "--rooms", type=int, default=50, metavar="N", help="simulated rooms (default 50)"
+    )
+    reverb.add_argument("--rir-dir", metavar="DIR", help="impulse responses (audio files)")
+    reverb.add_argument("--copies", type=int, default=1, metavar="N", help="copies each")
+    reverb.add_argument(
+        "--no-clean",
+        dest="keep_clean",
+        action="store_false",
+        help="leave the original utterances out of DST",
+    )
+    reverb.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    _add_augment_options(reverb)
+    reverb.set_defaults(func=run_reverberate)
+
 
 def _add_augment_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -225,6 +262,16 @@ def _add_augment_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--allow-pipes", action="store_true", help="run wav.scp entries that are shell pipes"
     )
+
+
+def _seconds_range(text: str) -> tuple[float, float]:
+    low, sep, high = text.partition(":")
+    try:
+        return (float(low), float(high)) if sep else (float(low), float(low))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not a range in seconds such as 0.2:0.6"
+        ) from None
 
 
 def _snr_range(text: str) -> tuple[float, float]:
@@ -339,6 +386,24 @@ def run_add_noise(args: argparse.Namespace) -> int:
         snr_range=args.snr,
         noise_dir=args.noise_dir,
         noise_type=args.noise_type,
+        copies=args.copies,
+        keep_clean=args.keep_clean,
+        seed=args.seed,
+        audio_dir=args.audio_dir,
+        progress=args.progress,
+        allow_pipe=args.allow_pipes,
+    )
+    print(report.summary())
+    return 1 if report.failed else 0
+
+
+def run_reverberate(args: argparse.Namespace) -> int:
+    report = reverberate_datadir(
+        args.data_dir,
+        args.out_dir,
+        rt60_range=args.rt60,
+        rir_dir=args.rir_dir,
+        rooms=args.rooms,
         copies=args.copies,
         keep_clean=args.keep_clean,
         seed=args.seed,
