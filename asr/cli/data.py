@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from asr.data.codec import CODECS, codec_datadir
 from asr.data.combine import combine_datadirs
 from asr.data.datadir import DataDir, read_kaldi_map
 from asr.data.fix import fix_datadir
@@ -251,6 +252,34 @@ def add_parser(subparsers: argparse._SubParsersAction, help: str | None = None) 
     _add_augment_options(reverb)
     reverb.set_defaults(func=run_reverberate)
 
+    codec = actions.add_parser(
+        "codec",
+        help="add copies through a telephone band and lossy codecs (telephone-, mp3-, ...)",
+        description="Write DST with one copy of every utterance of SRC per codec, encoded and "
+        "decoded again by ffmpeg at the utterance's own rate and length: telephone (300-3400 "
+        "Hz, 8 kHz G.711 mu-law), gsm (the same band, GSM 06.10), mp3 (8-32 kbit/s) and opus "
+        "(6-16 kbit/s), the bit rate drawn per copy. Copy ids are <codec>-<utt> of speaker "
+        "<codec>-<spk>. Unreadable utterances are reported and skipped (exit status 1).",
+    )
+    codec.add_argument("data_dir", metavar="SRC")
+    codec.add_argument("out_dir", metavar="DST")
+    codec.add_argument(
+        "--codecs",
+        type=lambda text: [c for c in text.split(",") if c],
+        default=list(CODECS),
+        metavar="C,C,...",
+        help=f"codecs, one copy each (default {','.join(CODECS)})",
+    )
+    codec.add_argument(
+        "--no-clean",
+        dest="keep_clean",
+        action="store_false",
+        help="leave the original utterances out of DST",
+    )
+    codec.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    _add_augment_options(codec)
+    codec.set_defaults(func=run_codec)
+
 
 def _add_augment_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -405,6 +434,21 @@ def run_reverberate(args: argparse.Namespace) -> int:
         rir_dir=args.rir_dir,
         rooms=args.rooms,
         copies=args.copies,
+        keep_clean=args.keep_clean,
+        seed=args.seed,
+        audio_dir=args.audio_dir,
+        progress=args.progress,
+        allow_pipe=args.allow_pipes,
+    )
+    print(report.summary())
+    return 1 if report.failed else 0
+
+
+def run_codec(args: argparse.Namespace) -> int:
+    report = codec_datadir(
+        args.data_dir,
+        args.out_dir,
+        codecs=args.codecs,
         keep_clean=args.keep_clean,
         seed=args.seed,
         audio_dir=args.audio_dir,
