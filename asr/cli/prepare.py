@@ -162,9 +162,31 @@ def _add_synth(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--jobs", type=int, default=0, help="worker processes (default: one per core)"
     )
+    parser.add_argument(
+        "--vocal-tract",
+        type=_factor_range,
+        default=(1.0, 1.0),
+        metavar="LOW:HIGH",
+        help="voice transformation of flite's and festival's training utterances: formants "
+        "scaled by a factor from this range, tempo and pitch kept (e.g. 0.85:1.15; default "
+        "1:1, off)",
+    )
     parser.add_argument("--list-voices", action="store_true", help="list the voices and stop")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=_run_synth)
+
+
+def _factor_range(text: str) -> tuple[float, float]:
+    low, sep, high = text.partition(":")
+    try:
+        pair = (float(low), float(high)) if sep else (float(low), float(low))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a range such as 0.85:1.15") from None
+    if not (0.5 <= pair[0] <= pair[1] <= 2.0):
+        raise argparse.ArgumentTypeError(
+            f"'{text}': factors must be within 0.5-2.0, low before high"
+        )
+    return pair
 
 
 def _run_synth(args: argparse.Namespace) -> int:
@@ -193,6 +215,7 @@ def _run_synth(args: argparse.Namespace) -> int:
         ),
         dev_voices=list(synth.DEFAULT_DEV_VOICES if args.dev_voices is None else args.dev_voices),
         engines=list(args.engines),
+        train_vocal_tract=args.vocal_tract,
     )
     report = synth.prepare_synth(
         args.out_dir, config, jobs=args.jobs or None, progress=not args.no_progress

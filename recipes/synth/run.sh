@@ -7,6 +7,7 @@
 #            [--seed S] [--threads N] [--jobs N]
 #            [--beam-size B] [--text "FILE ..."] [--device cpu|cuda] [--nproc N]
 #            [--order N] [--lm-weights "a,b,..."] [--word-scores "x,y,..."]
+#            [--vocal-tract LOW:HIGH]
 #            [--phone-conf FILE] [--word-conf FILE] [--data DIR] [--exp DIR]
 #
 # Stages:
@@ -44,6 +45,7 @@ lm_weights=0.5,1.0,1.5,2.0   # word LM weights tried on dev (stage 5)
 word_scores=-1,0,1,2         # word scores (insertion bonus per word) tried on dev
 lm_beam=50      # beam of the lexicon + LM search
 text=           # text files of prompts (a whitespace-separated list); empty: the built-in grammar
+vocal_tract=1:1 # formant scaling of flite's and festival's training voices (e.g. 0.85:1.15)
 device=cpu      # cpu or cuda
 nproc=1         # training processes (torchrun when more than 1)
 phone_conf=conf/train_phone.yaml   # asr train config of the phone model
@@ -63,7 +65,7 @@ if run_stage 0; then
   # shellcheck disable=SC2206  # a list of file names, split on whitespace on purpose
   [ -n "$text" ] && prompt_opts=(--text $text)
   asr prepare synth "$data" --hours "$hours" --dev-utts "$dev_utts" --test-utts "$test_utts" \
-    --seed "$seed" --jobs "$jobs" --no-progress \
+    --seed "$seed" --jobs "$jobs" --vocal-tract "$vocal_tract" --no-progress \
     "${prompt_opts[@]}"
 fi
 

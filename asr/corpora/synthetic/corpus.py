@@ -85,6 +85,7 @@ class PlannedUtterance:
     voice: Voice
     prosody: Prosody
     speed: float = 1.0  # speed perturbation of the synthesised audio (training only)
+    vocal_tract: float = 1.0  # formant scaling (training only; see SynthConfig.train_vocal_tract)
 
 
 @dataclass
@@ -105,6 +106,13 @@ class SynthConfig:
     # (sox's speed: tempo, pitch and formants move together, as with a shorter or longer vocal
     # tract; Ko et al. 2015), so a few voices of an engine stand for many. (1, 1): off.
     train_speed: tuple[float, float] = (0.9, 1.1)
+    # Voice transformation for the engines with few voices: each of their training utterances
+    # gets a vocal-tract factor v from this range, which scales its formants by v and leaves
+    # its tempo and pitch as drawn. The engine speaks at rate/v and pitch/v, and the audio is
+    # then played v times faster (the speed change scales all three by v). Voices whose pitch
+    # the engine cannot set (flite rms, festival's HTS voice) get pitch x v as well. (1, 1): off.
+    train_vocal_tract: tuple[float, float] = (1.0, 1.0)
+    vocal_tract_engines: tuple[str, ...] = ("flite", "festival")
 
 
 @dataclass
@@ -197,6 +205,14 @@ def _prosody(voice: Voice, rng: random.Random) -> Prosody:
     rate = rng.uniform(*ranges["rate"])
     pitch = rng.uniform(*ranges["pitch"])
     return Prosody(round(rate, 3), round(pitch, 3))
+
+
+def _compensated(prosody: Prosody, voice: Voice, vocal_tract: float) -> Prosody:
+    """The prosody to synthesise with so that, played ``vocal_tract`` times faster, the
+    utterance has ``prosody``'s tempo and pitch (and formants scaled by ``vocal_tract``)."""
+    fixed_pitch = engine_module(voice.engine).prosody_range(voice)["pitch"] == (1.0, 1.0)
+    pitch = prosody.pitch if fixed_pitch else round(prosody.pitch / vocal_tract, 3)
+    return Prosody(round(prosody.rate / vocal_tract, 3), pitch)
 
 
 def _split_prompts(
@@ -302,7 +318,19 @@ def plan_corpus(
             utt_id = f"{voice.id}-{split}{n:06d}"
             prosody = _prosody(voice, split_rng)
             speed = round(split_rng.uniform(*config.train_speed), 3) if split == "train" else 1.0
-            plan.append(PlannedUtterance(utt_id, split, text, voice, prosody, speed))
+            vocal_tract = 1.0
+            scaled = split == "train" and voice.engine in config.vocal_tract_engines
+            if scaled and tuple(config.train_vocal_tract) != (1.0, 1.0):
+                # from its own generator: the corpus is otherwise the same utterance for
+                # utterance as without it (same sentences, voices, prosody), for ablations
+                vtl_rng = random.Random(_stable_seed(config.seed, "vocal-tract", utt_id))
+                vocal_tract = round(vtl_rng.uniform(*config.train_vocal_tract), 3)
+                prosody = _compensated(prosody, voice, vocal_tract)
+            plan.append(
+                PlannedUtterance(
+                    utt_id, split, text, voice, prosody, round(speed * vocal_tract, 4), vocal_tract
+                )
+            )
     return plan, voices_of
 
 
@@ -401,9 +429,10 @@ def _write_split(
             handle.writelines(_ctm_lines(u.utt_id, made[u.utt_id].phones))
     with atomic_write(split_dir / "utt2voice") as handle:
         for u in good:
+            vtl = f" vtl={u.vocal_tract}" if u.vocal_tract != 1.0 else ""
             handle.write(
                 f"{u.utt_id} {u.voice} rate={u.prosody.rate} pitch={u.prosody.pitch} "
-                f"speed={u.speed}\n"
+                f"speed={u.speed}{vtl}\n"
             )
     problems = validate_datadir(split_dir)
     if problems:
