@@ -17,6 +17,7 @@ from asr.data.subset import copy_datadir, split_datadir, subset_datadir, subset_
 from asr.data.trim import trim_silence_datadir
 from asr.data.utt2dur import compute_utt2dur
 from asr.data.validate import validate_datadir
+from asr.data.word_splice import splice_words
 
 
 def add_parser(subparsers: argparse._SubParsersAction, help: str | None = None) -> None:
@@ -133,6 +134,34 @@ def add_parser(subparsers: argparse._SubParsersAction, help: str | None = None) 
         "--allow-pipes", action="store_true", help="run wav.scp entries that are shell pipes"
     )
     crop.set_defaults(func=run_crop)
+
+    splice = actions.add_parser(
+        "splice-words",
+        help="add utterances spliced from random words of the recordings (isolated words)",
+        description="Write OUT_DIR with every utterance of DIR plus N new ones, each a random "
+        "sequence of 1 to --max-words words cut from one speaker's recordings at their "
+        "pauses, joined by pauses of random length (down to none) between a leading and a "
+        "trailing silence of theirs. Only recordings whose energy splits into as many speech "
+        "runs as the transcript has words give words. New utterances are <spk>-splice<k>, "
+        "FLAC files under OUT_DIR/audio.",
+    )
+    splice.add_argument("data_dir", metavar="DIR")
+    splice.add_argument("out_dir", metavar="OUT_DIR")
+    splice.add_argument("--count", type=int, required=True, metavar="N", help="new utterances")
+    splice.add_argument(
+        "--max-words", type=int, default=8, metavar="M", help="words per utterance (default 8)"
+    )
+    splice.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    splice.add_argument(
+        "--no-originals",
+        dest="keep_originals",
+        action="store_false",
+        help="leave DIR's utterances out of OUT_DIR",
+    )
+    splice.add_argument(
+        "--allow-pipes", action="store_true", help="run wav.scp entries that are shell pipes"
+    )
+    splice.set_defaults(func=run_splice)
 
     copy = actions.add_parser(
         "copy",
@@ -377,6 +406,20 @@ def run_copy(args: argparse.Namespace) -> int:
 def run_crop(args: argparse.Namespace) -> int:
     report = crop_at_pauses(
         args.data_dir, args.out_dir, args.per_utt, seed=args.seed, allow_pipe=args.allow_pipes
+    )
+    print(f"{args.out_dir}: {report.summary()}")
+    return 1 if report.failed else 0
+
+
+def run_splice(args: argparse.Namespace) -> int:
+    report = splice_words(
+        args.data_dir,
+        args.out_dir,
+        args.count,
+        max_words=args.max_words,
+        seed=args.seed,
+        keep_originals=args.keep_originals,
+        allow_pipe=args.allow_pipes,
     )
     print(f"{args.out_dir}: {report.summary()}")
     return 1 if report.failed else 0
