@@ -81,6 +81,11 @@ def test_copies_for_each_codec(tmp_path: Path, capsys, monkeypatch) -> None:
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--codecs mp3,amr: each must be one of" in err[0]
     assert not (tmp_path / "x").exists()
+    # --one-each: one copy per utterance, its codec drawn from the list
+    one = codec_datadir(src, tmp_path / "one", codecs=["telephone", "mp3", "opus"],
+                        one_each=True, keep_clean=False, seed=2, progress=False)  # fmt: skip
+    assert sorted(DataDir.load(tmp_path / "one").utt2spk) == ["codec-a-1", "codec-b-1"]
+    assert all(c.split()[0] in {"telephone", "mp3", "opus"} for c in one.coded.values())
     monkeypatch.setenv("PATH", str(tmp_path))  # no ffmpeg on it
     with pytest.raises(ConfigError, match="ffmpeg not found"):
         codec_datadir(src, tmp_path / "y", codecs=["mp3"], progress=False)

@@ -300,6 +300,11 @@ def add_parser(subparsers: argparse._SubParsersAction, help: str | None = None) 
         help=f"codecs, one copy each (default {','.join(CODECS)})",
     )
     codec.add_argument(
+        "--one-each",
+        action="store_true",
+        help="one copy per utterance, codec-<utt>, through a codec drawn from --codecs",
+    )
+    codec.add_argument(
         "--no-clean",
         dest="keep_clean",
         action="store_false",
@@ -492,6 +497,7 @@ def run_codec(args: argparse.Namespace) -> int:
         args.data_dir,
         args.out_dir,
         codecs=args.codecs,
+        one_each=args.one_each,
         keep_clean=args.keep_clean,
         seed=args.seed,
         audio_dir=args.audio_dir,

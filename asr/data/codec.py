@@ -123,6 +123,7 @@ def codec_datadir(
     src: str | os.PathLike,
     dst: str | os.PathLike,
     codecs: list[str] | tuple[str, ...] = ("telephone", "gsm", "mp3", "opus"),
+    one_each: bool = False,
     keep_clean: bool = True,
     seed: int = 0,
     audio_dir: str | os.PathLike | None = None,
@@ -130,12 +131,13 @@ def codec_datadir(
     allow_pipe: bool = False,
 ) -> CodecReport:
     """Write ``dst`` with one copy of every utterance of ``src`` per codec (and, with
-    ``keep_clean``, the originals)."""
+    ``keep_clean``, the originals). With ``one_each`` every utterance gets a single copy,
+    ``codec-<u>``, through a codec drawn at random from ``codecs``."""
     codecs = check_codecs(codecs)
     source = DataDir.load(src)
     dst = Path(dst)
     check_destination(source.path, dst)
-    prefixes = [codec_prefix(c) for c in codecs]
+    prefixes = [codec_prefix("codec")] if one_each else [codec_prefix(c) for c in codecs]
     check_new_ids(source, prefixes, keep_clean)
     writer = AugmentedDirWriter(source, dst, Path(audio_dir) if audio_dir else dst / "audio")
     report = CodecReport(dst, utterances=len(source.utt2spk))
@@ -149,7 +151,12 @@ def codec_datadir(
                 continue
             if keep_clean:
                 writer.keep(utt)
-            for k, (codec, prefix) in enumerate(zip(codecs, prefixes, strict=True), start=1):
+            if one_each:
+                drawn = codecs[int(copy_rng(seed, utt, 0).integers(len(codecs)))]
+                jobs = [(drawn, prefixes[0])]
+            else:
+                jobs = list(zip(codecs, prefixes, strict=True))
+            for k, (codec, prefix) in enumerate(jobs, start=1):
                 rates = CODECS[codec][2]
                 bitrate = rates[int(copy_rng(seed, utt, k).integers(len(rates)))] if rates else None
                 try:
