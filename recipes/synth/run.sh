@@ -103,7 +103,9 @@ if run_stage 4; then
   cut -d' ' -f2- "$data/train/text" > "$data/local/lm_text"
   tr ' ' '\n' < "$data/local/lm_text" | grep -v '^$' | sort -u > "$data/local/words.txt"
   asr lexicon prepare "$data/local/words.txt" "$data/local/dict_char" --units char
-  asr lm train "$data/local/lm_text" --order "$order" "$lm.arpa" --binary "$lm.bin"
+  # lmplz reports its progress on stderr: kept in a log, shown only when it fails
+  asr lm train "$data/local/lm_text" --order "$order" "$lm.arpa" --binary "$lm.bin" \
+    2>"$data/local/lm/lmplz.log" || { tail -3 "$data/local/lm/lmplz.log" >&2; exit 1; }
   for x in dev test; do
     echo "$x: $(asr lm perplexity "$lm.bin" "$data/$x/text" --skip-ids)"
   done
