@@ -134,6 +134,8 @@ fi
 
 if run_stage 6; then
   echo "== stage 6: score (test: unseen voices, unseen sentences)"
+  echo "greedy: best path, no LM; beam$beam_size: CTC prefix beam search, no LM;" \
+    "lex${order}g: lexicon + word ${order}-gram, LM weight and word score tuned on dev"
   for d in greedy "beam$beam_size"; do
     # Per-voice tables (.sys, utt2spk is the voice), alignments, confusions and an HTML page.
     asr score "$data/test_phone/text" "$exp/phone/decode_$d/text" --metric PER \
