@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
 from asr.data.codec import CODECS, codec_datadir
 from asr.data.combine import combine_datadirs
@@ -221,7 +222,7 @@ def add_parser(subparsers: argparse._SubParsersAction, help: str | None = None) 
     noise.add_argument("out_dir", metavar="DST")
     noise.add_argument(
         "--snr",
-        type=_snr_range,
+        type=_number_range("an SNR range in dB such as 5:20"),
         default=(5.0, 20.0),
         metavar="LOW:HIGH",
         help="SNR range in dB (default 5:20; one number for a fixed SNR)",
@@ -261,7 +262,7 @@ def add_parser(subparsers: argparse._SubParsersAction, help: str | None = None) 
     reverb.add_argument("out_dir", metavar="DST")
     reverb.add_argument(
         "--rt60",
-        type=_seconds_range,
+        type=_number_range("a range in seconds such as 0.2:0.6"),
         default=(0.2, 0.6),
         metavar="LOW:HIGH",
         help="reverberation time range of the simulated rooms, seconds (default 0.2:0.6)",
@@ -327,24 +328,17 @@ def _add_augment_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _seconds_range(text: str) -> tuple[float, float]:
-    low, sep, high = text.partition(":")
-    try:
-        return (float(low), float(high)) if sep else (float(low), float(low))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"'{text}' is not a range in seconds such as 0.2:0.6"
-        ) from None
+def _number_range(what: str) -> Callable[[str], tuple[float, float]]:
+    """An argparse type for ``LOW:HIGH`` (or one number for both), named ``what`` in errors."""
 
+    def parse(text: str) -> tuple[float, float]:
+        low, sep, high = text.partition(":")
+        try:
+            return (float(low), float(high)) if sep else (float(low), float(low))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not {what}") from None
 
-def _snr_range(text: str) -> tuple[float, float]:
-    low, sep, high = text.partition(":")
-    try:
-        return (float(low), float(high)) if sep else (float(low), float(low))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"'{text}' is not an SNR range in dB such as 5:20"
-        ) from None
+    return parse
 
 
 def run_validate(args: argparse.Namespace) -> int:
