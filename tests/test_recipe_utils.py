@@ -366,6 +366,7 @@ RECIPE_OPTIONS = {
     "device nproc phone-conf word-conf feature-conf data exp",
     "synth/compare_cells.sh": "data exp epochs parallel threads seed",
     "synth/compare_seeds.sh": "data exp seeds precisions parallel threads conf",
+    "synth/ablate.sh": "data exp seed hours threads levers table",
     "synth_books/run.sh": "text-dir hours dev-utts test-utts stage stop-stage seed threads jobs "
     "order char-order beam-size-token beam-size beam-threshold lm-weights word-scores "
     "char-lm-weights device conf bpe-conf bpe-size feature-conf data exp",
