@@ -116,3 +116,56 @@ def test_synth_recipe_prints_per_wer_and_a_transcript(tmp_path: Path) -> None:
         voices = set((tmp_path / "data" / "test" / "utt2spk").read_text().split()[1::2])
         sys_text = (scoring / "text.sys").read_text(encoding="utf-8")
         assert all(f"| {voice} " in sys_text for voice in voices)
+
+
+@pytest.mark.slow
+def test_synth_recipe_levers_train_on_augmented_copies_with_vtlp(tmp_path: Path) -> None:
+    """--augment "reverb codec" --vtlp W: three utterances per prompt, each labelled as its
+    original, and the phone model trained on them with the warp in its config."""
+    usable, missing = synth.available_engines(synth.ENGINE_MODULES)
+    if missing:
+        message = f"synthesisers missing: {missing} ('make setup' installs them)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    conf = yaml.safe_load((RECIPE / "conf" / "train_phone.yaml").read_text())
+    conf["model"].update(num_layers=1, hidden_size=32)
+    conf["training"].update(max_epochs=1, precision="fp32")
+    phone_conf = tmp_path / "train_phone.yaml"
+    phone_conf.write_text(yaml.safe_dump(conf))
+    data, exp = tmp_path / "data", tmp_path / "exp"
+    command = ["bash", str(RECIPE / "run.sh"), "--hours", "0.03", "--threads", "2"]
+    command += ["--dev-utts", "10", "--test-utts", "10", "--stop-stage", "2"]
+    command += ["--augment", "reverb codec", "--vtlp", "0.1", "--phone-conf", str(phone_conf)]
+    command += ["--data", str(data), "--exp", str(exp)]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    train = DataDir.load(data / "train")
+    aug = DataDir.load(data / "train_aug")
+    assert aug.text is not None and train.text is not None
+    copies = {u for u in aug.utt2spk if u not in train.utt2spk}
+    assert {u.split("-", 1)[0] for u in copies} == {"rev1", "codec"}
+    assert len(aug.utt2spk) == 3 * len(train.utt2spk)
+    phones = dict(
+        line.split(" ", 1) for line in (data / "train" / "phones").read_text().splitlines()
+    )
+    aug_phones = dict(
+        line.split(" ", 1) for line in (data / "train_aug" / "phones").read_text().splitlines()
+    )
+    assert set(aug_phones) == set(aug.utt2spk)
+    for utt, labels in aug_phones.items():
+        original = utt if utt in train.utt2spk else utt.split("-", 1)[1]
+        assert labels == phones[original]
+        assert aug.text[utt] == train.text[original]
+    # the phone model's twin holds the phones as its text, and the model trained on it
+    twin = DataDir.load(data / "train_aug_phone")
+    assert twin.text == {u: p for u, p in aug_phones.items()}
+    used = yaml.safe_load((exp / "phone" / "train_phone.yaml").read_text())
+    assert used["training"]["vtlp_max_warp"] == 0.1
+    assert used["model"] == conf["model"]
+    first = (exp / "phone" / "train.log").read_text().splitlines()[0]
+    assert f"train_aug_phone ({3 * len(train.utt2spk)} utts)" in first
+    assert "VTLP max warp 0.1" in first

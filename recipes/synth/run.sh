@@ -7,12 +7,13 @@
 #            [--seed S] [--threads N] [--jobs N]
 #            [--beam-size B] [--text "FILE ..."] [--device cpu|cuda] [--nproc N]
 #            [--order N] [--lm-weights "a,b,..."] [--word-scores "x,y,..."]
-#            [--vocal-tract LOW:HIGH]
+#            [--vocal-tract LOW:HIGH] [--vtlp W] [--augment "reverb codec"]
 #            [--phone-conf FILE] [--word-conf FILE] [--data DIR] [--exp DIR]
 #
 # Stages:
 #   0  generate: asr prepare synth (train --hours H, dev and test 5% of it, at least 200 each)
-#   1  features: 40 log-mel + deltas, per-voice CMVN; phone copies of each set (asr data copy)
+#   1  features: 40 log-mel + deltas, per-voice CMVN; phone copies of each set (asr data copy);
+#      with --augment, train_aug: the training set plus a reverberant and/or a coded copy
 #   2  train the phone model (conf/train_phone.yaml)
 #   3  train the word model over characters (conf/train_char.yaml)
 #   4  lexicon and LM from the training prompts only: every training word spelled in
@@ -22,8 +23,11 @@
 #   6  score: %PER and %WER lines for the unseen-voice test set, greedy and lexicon + LM
 #   7  transcribe one test utterance from its audio
 # The default size (1 hour) trains both models in 11 minutes on 2 CPU cores (the whole run took
-# 12; see RESULTS); --hours 10 with a GPU
-# (--device cuda) is the larger run. --text takes prompts from text files instead of the
+# 12; see RESULTS); --hours 10 with a GPU (--device cuda) is the larger run. The levers for
+# unseen voices are off by default (each costs training time or synthesis); the configuration
+# that did best in ./ablate.sh (RESULTS) is
+#   ./run.sh --vocal-tract 0.85:1.15 --vtlp 0.1 --augment "reverb codec"
+# which trains on three times the utterances. --text takes prompts from text files instead of the
 # built-in grammar (e.g. --text "$(ls ../../../shared/text/*/*.txt)").
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")"
@@ -46,6 +50,9 @@ word_scores=-1,0,1,2         # word scores (insertion bonus per word) tried on d
 lm_beam=50      # beam of the lexicon + LM search
 text=           # text files of prompts (a whitespace-separated list); empty: the built-in grammar
 vocal_tract=1:1 # formant scaling of flite's and festival's training voices (e.g. 0.85:1.15)
+vtlp=0          # VTLP: largest random warp of the mel axis in training (training.vtlp_max_warp)
+augment=        # copies of each training utterance: reverb (a simulated room), codec (one of
+                # telephone, gsm, mp3, opus), or both; empty: none
 device=cpu      # cpu or cuda
 nproc=1         # training processes (torchrun when more than 1)
 phone_conf=conf/train_phone.yaml   # asr train config of the phone model
@@ -58,6 +65,14 @@ exp=exp         # experiments: exp/phone and exp/word
 
 thread_opts=()
 [ "$threads" -gt 0 ] && thread_opts+=(--threads "$threads")
+train_set=train
+[ -n "$augment" ] && train_set=train_aug
+for a in $augment; do
+  case $a in
+    reverb | codec) ;;
+    *) echo "${0##*/}: --augment takes reverb and codec, not '$a'" >&2; exit 1 ;;
+  esac
+done
 
 if run_stage 0; then
   echo "== stage 0: synthesise $hours h of training speech into $data"
@@ -76,19 +91,54 @@ if run_stage 1; then
       2>>"$data/features.log"
     asr data copy "$data/$x" "$data/${x}_phone" --text "$data/$x/phones" >/dev/null
   done
+  if [ -n "$augment" ]; then
+    parts=("$data/train")
+    for a in $augment; do
+      if [ "$a" = reverb ]; then
+        asr data reverberate "$data/train" "$data/train_reverb" --rooms 50 --seed "$seed" \
+          --no-clean --no-progress
+      else
+        asr data codec "$data/train" "$data/train_codec" --one-each --seed "$seed" --no-clean \
+          --no-progress
+      fi
+      parts+=("$data/train_$a")
+    done
+    asr data combine "$data/train_aug" "${parts[@]}"
+    # A copy is PREFIX-<utterance> (rev1-, codec-): it says the phones of its original.
+    awk 'NR == FNR { phones[$1] = substr($0, length($1) + 1); next }
+         { id = $1; src = id; if (!(src in phones)) sub(/^[^-]*-/, "", src)
+           if (!(src in phones)) { print "no phones for " id > "/dev/stderr"; exit 1 }
+           print id phones[src] }' "$data/train/phones" "$data/train_aug/text" \
+      > "$data/train_aug/phones"
+    asr features "$data/train_aug" --config "$feature_conf" --ark-dir "$data/train_aug/ark" \
+      --no-progress 2>>"$data/features.log"
+    asr data copy "$data/train_aug" "$data/train_aug_phone" --text "$data/train_aug/phones" \
+      >/dev/null
+  fi
 fi
 
 train() {  # $1 = conf, $2 = train set, $3 = dev set, $4 = exp dir
-  asr_train "$nproc" --config "$1" --train-dir "$data/$2" --dev-dir "$data/$3" --exp-dir "$4" \
-    --seed "$seed" --device "$device" --resume --no-progress "${thread_opts[@]}" | tail -1
+  local conf=$1
+  if [ "$vtlp" != 0 ]; then  # the config with training.vtlp_max_warp set to --vtlp
+    mkdir -p "$4"
+    conf=$4/$(basename "$1")
+    if grep -q '^  vtlp_max_warp:' "$1"; then
+      sed "s/^  vtlp_max_warp:.*/  vtlp_max_warp: $vtlp/" "$1" > "$conf"
+    else
+      sed "s/^training:\$/training:\n  vtlp_max_warp: $vtlp/" "$1" > "$conf"
+    fi
+  fi
+  asr_train "$nproc" --config "$conf" --train-dir "$data/$2" --dev-dir "$data/$3" \
+    --exp-dir "$4" --seed "$seed" --device "$device" --resume --no-progress \
+    "${thread_opts[@]}" | tail -1
 }
 if run_stage 2; then
   echo "== stage 2: phone model"
-  train "$phone_conf" train_phone dev_phone "$exp/phone"
+  train "$phone_conf" "${train_set}_phone" dev_phone "$exp/phone"
 fi
 if run_stage 3; then
   echo "== stage 3: word model (characters)"
-  train "$word_conf" train dev "$exp/word"
+  train "$word_conf" "$train_set" dev "$exp/word"
 fi
 
 lm=$data/local/lm/${order}gram
