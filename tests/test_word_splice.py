@@ -12,7 +12,7 @@ from asr.cli import main
 from asr.data.datadir import DataDir
 from asr.data.pause_crops import speech_runs
 from asr.data.word_splice import splice_words
-from asr.errors import DataDirError
+from asr.errors import ConfigError, DataDirError
 
 RATE = 8000
 TONES = {"YES": 500.0, "NO": 1500.0}
@@ -119,3 +119,47 @@ def test_recordings_whose_runs_do_not_match_are_not_used(tmp_path: Path, capsys)
     with pytest.raises(DataDirError, match="no recording splits into one speech run per word"):
         splice_words(src, tmp_path / "none", count=5)
     assert not (tmp_path / "none").exists()
+
+
+def _tone(piece: np.ndarray) -> str:
+    freqs = np.fft.rfftfreq(len(piece), 1.0 / RATE)
+    peak = freqs[int(np.argmax(np.abs(np.fft.rfft(piece))))]
+    return min(TONES, key=lambda w: abs(TONES[w] - peak))
+
+
+def test_fragments_put_an_unlabelled_piece_of_a_word_at_each_end(tmp_path: Path) -> None:
+    src = _datadir(tmp_path, TRANSCRIPTS)
+    splice_words(src, tmp_path / "plain", count=12, max_words=4, seed=3, keep_originals=False)
+    argv = ["data", "splice-words", str(src), str(tmp_path / "frag"), "--count", "12"]
+    assert (
+        main([*argv, "--max-words", "4", "--seed", "3", "--fragments", "1", "--no-originals"]) == 0
+    )
+    plain, frag = DataDir.load(tmp_path / "plain"), DataDir.load(tmp_path / "frag")
+    assert frag.text == plain.text  # the fragments are not transcribed
+    longest_word = 0.4 + 2 * 0.03  # the longest tone burst of _recording with its margins
+    for utt in plain.utt_ids:
+        inner, _ = plain.load_audio(utt)
+        outer, _ = frag.load_audio(utt)
+        # the utterance without fragments, sample for sample, between a head and a tail
+        starts = [
+            k
+            for k in range(len(outer) - len(inner) + 1)
+            if np.array_equal(outer[k : k + len(inner)], inner)
+        ]
+        assert len(starts) == 1, utt
+        head, tail = outer[: starts[0]], outer[starts[0] + len(inner) :]
+        for piece in (head, tail):
+            # a sounding piece of a word, at most half of one
+            assert 0 < len(piece) <= 0.5 * longest_word * RATE
+            assert np.abs(piece).max() > 0.1
+            assert _tone(piece) in TONES
+        # the head is a word's end: it fades out; the tail a word's onset: it starts quiet
+        assert np.abs(head[-int(0.02 * RATE) :]).max() < 0.02
+        assert np.abs(tail[: int(0.02 * RATE)]).max() < 0.02
+
+
+def test_fragments_is_a_probability(tmp_path: Path) -> None:
+    src = _datadir(tmp_path, TRANSCRIPTS)
+    with pytest.raises(ConfigError, match="fragments"):
+        splice_words(src, tmp_path / "out", count=3, fragments=1.5)
+    assert not (tmp_path / "out").exists()

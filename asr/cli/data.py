@@ -154,6 +154,14 @@ def add_parser(subparsers: argparse._SubParsersAction, help: str | None = None) 
     )
     splice.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     splice.add_argument(
+        "--fragments",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="chance that a new utterance starts in the tail of a word, and that it ends in "
+        "the onset of one, neither transcribed (default 0)",
+    )
+    splice.add_argument(
         "--no-originals",
         dest="keep_originals",
         action="store_false",
@@ -419,6 +427,7 @@ def run_splice(args: argparse.Namespace) -> int:
         seed=args.seed,
         keep_originals=args.keep_originals,
         allow_pipe=args.allow_pipes,
+        fragments=args.fragments,
     )
     print(f"{args.out_dir}: {report.summary()}")
     return 1 if report.failed else 0

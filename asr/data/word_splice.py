@@ -7,6 +7,13 @@ is a random leading silence, 1 to ``max_words`` words drawn at random from one s
 recordings, each pause a random pause cut to a random fraction of its length (down to none:
 words that run into each other), and a random trailing silence.
 
+With ``fragments`` p > 0, a new utterance starts, with probability p, in the tail of a random
+word (its last 20-50%) before its leading silence, and ends, with probability p, in the onset
+of one after its trailing silence; neither is in the transcript. A recording that begins just
+after a word was said, or ends as the next one starts, holds such a fragment, and a network
+that has never heard one reads it as the word (recipes/yesno/RESULTS). The fragments come from
+a generator of their own, so ``fragments=0`` gives the same utterances as before it existed.
+
 Why the yes/no recipe uses it: Kaldi's split puts every recording that starts with YES in the
 test half, and a BiLSTM trained on the 25 training recordings learns what starts an
 utterance, and which word follows which, from context rather than from the words. Crops at
@@ -34,6 +41,7 @@ from asr.errors import AsrError, ConfigError, DataDirError
 log = logging.getLogger(__name__)
 
 MARGIN = 0.03  # seconds of pause kept with each word: onsets and fricative tails are quiet
+FRAGMENT = (0.2, 0.5)  # share of a word a fragment keeps: enough to sound, too little to name
 
 
 @dataclass
@@ -68,6 +76,21 @@ def _cut(wave: np.ndarray, rate: int, start: float, end: float) -> np.ndarray:
     return wave[max(0, int(start * rate)) : max(0, int(end * rate))]
 
 
+def _fragments(pieces: _Pieces, chance: float, rng: random.Random) -> tuple[np.ndarray, np.ndarray]:
+    """An utterance's fragments: the tail of a word to start it, the onset of one to end it
+    (each empty unless drawn). Always two draws per end, so the stream does not depend on
+    which ends got one."""
+    ends = []
+    for at_start in (True, False):
+        take = rng.random() < chance
+        _, word = rng.choice(pieces.words)
+        share = rng.uniform(*FRAGMENT)
+        n = max(1, int(len(word) * share))
+        piece = word[-n:] if at_start else word[:n]
+        ends.append(piece if take else piece[:0])
+    return ends[0], ends[1]
+
+
 def splice_words(
     data_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -76,12 +99,16 @@ def splice_words(
     seed: int = 0,
     keep_originals: bool = True,
     allow_pipe: bool = False,
+    fragments: float = 0.0,
 ) -> SpliceReport:
     """Write ``out_dir``: the utterances of ``data_dir`` (with ``keep_originals``) and
     ``count`` spliced ones, ``<spk>-splice<k>`` of speaker ``<spk>``, FLAC files under
-    ``out_dir/audio``. The same seed gives the same utterances."""
+    ``out_dir/audio``. The same seed gives the same utterances. ``fragments``: the chance of
+    an unlabelled word fragment at each end (see the module's docstring)."""
     if count < 1 or max_words < 1:
         raise ConfigError(f"splice: count ({count}) and max words ({max_words}) must be >= 1")
+    if not 0.0 <= fragments <= 1.0:
+        raise ConfigError(f"splice: fragments ({fragments}) is a probability: 0 to 1")
     source = DataDir.load(data_dir)
     out = Path(out_dir)
     check_destination(source.path, out)
@@ -122,6 +149,7 @@ def splice_words(
         raise DataDirError(f"{source.path}: recordings at several sample rates {sorted(rates)}")
     (rate,) = rates
     rng = random.Random(f"splice/{seed}")
+    fragment_rng = random.Random(f"splice-fragments/{seed}")
     speakers = sorted(pieces)
     wav_scp: dict[str, str] = {}
     text: dict[str, str] = {}
@@ -140,12 +168,17 @@ def splice_words(
         mine = pieces[spk]
         chosen = [rng.choice(mine.words) for _ in range(rng.randint(1, max_words))]
         parts = [rng.choice(mine.leads)]
+        head, tail = _fragments(mine, fragments, fragment_rng)
+        if len(head):
+            parts.insert(0, head)
         for i, (_, samples) in enumerate(chosen):
             parts.append(samples)
             if i + 1 < len(chosen) and mine.pauses:
                 pause = rng.choice(mine.pauses)
                 parts.append(pause[: int(len(pause) * rng.random())])
         parts.append(rng.choice(mine.trails))
+        if len(tail):
+            parts.append(tail)
         utt = f"{spk}-splice{k:05d}"
         if utt in utt2spk:
             raise DataDirError(f"{source.path / 'utt2spk'}: utterance id '{utt}' already taken")
