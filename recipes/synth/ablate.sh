@@ -52,7 +52,9 @@ if [ -n "$table" ]; then
       for (j = 1; j <= k; j++) {
         l = order[j]; printf "%-8s %5d ", l, n[l]
         for (i = 2; i <= nf; i++) {
-          m = s[l, i] / n[l]; v = n[l] > 1 ? (q[l, i] - n[l] * m * m) / (n[l] - 1) : 0
+          m = s[l, i] / n[l]
+          if (n[l] == 1) { printf " %6.2f       ", m; continue }  # one run: no spread
+          v = (q[l, i] - n[l] * m * m) / (n[l] - 1)
           printf " %6.2f (%4.2f)", m, sqrt(v > 0 ? v : 0)
         }
         printf "\n"
