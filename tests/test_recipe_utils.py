@@ -363,13 +363,14 @@ RECIPE_OPTIONS = {
     "lm-order lm-weights word-scores beam-size beam-threshold stage stop-stage threads device "
     "nproc data exp",
     "synth/run.sh": "hours dev-utts test-utts stage stop-stage seed threads jobs beam-size text "
-    "device nproc phone-conf word-conf feature-conf data exp",
+    "device nproc order lm-weights word-scores vocal-tract vtlp augment phone-conf word-conf "
+    "feature-conf data exp",
     "synth/compare_cells.sh": "data exp epochs parallel threads seed",
     "synth/compare_seeds.sh": "data exp seeds precisions parallel threads conf",
     "synth/ablate.sh": "data exp seed hours threads levers table",
     "synth_books/run.sh": "text-dir hours dev-utts test-utts stage stop-stage seed threads jobs "
     "order char-order beam-size-token beam-size beam-threshold lm-weights word-scores "
-    "char-lm-weights device conf bpe-conf bpe-size feature-conf data exp",
+    "char-lm-weights vocal-tract vtlp augment device conf bpe-conf bpe-size feature-conf data exp",
     "timit/run.sh": "corpus-dir sample conf feature-conf stage stop-stage threads beam-size "
     "lm-weight insertion-bonus device synth-model data exp",
     "wsj/run.sh": "wsj0 wsj1 unit conf feature-conf audio lm-weights word-scores beam-size "

@@ -34,6 +34,7 @@ cd "$(dirname "$(readlink -f "$0")")"
 . ./path.sh
 . ../utils/stage.sh
 . ../utils/asr_train.sh
+. ../utils/levers.sh
 
 hours=1         # hours of training speech to synthesise
 dev_utts=0      # 0: 5% of the training utterances, at least 200
@@ -67,12 +68,7 @@ thread_opts=()
 [ "$threads" -gt 0 ] && thread_opts+=(--threads "$threads")
 train_set=train
 [ -n "$augment" ] && train_set=train_aug
-for a in $augment; do
-  case $a in
-    reverb | codec) ;;
-    *) echo "${0##*/}: --augment takes reverb and codec, not '$a'" >&2; exit 1 ;;
-  esac
-done
+check_augment "$augment"
 
 if run_stage 0; then
   echo "== stage 0: synthesise $hours h of training speech into $data"
@@ -92,42 +88,21 @@ if run_stage 1; then
     asr data copy "$data/$x" "$data/${x}_phone" --text "$data/$x/phones" >/dev/null
   done
   if [ -n "$augment" ]; then
-    parts=("$data/train")
-    for a in $augment; do
-      if [ "$a" = reverb ]; then
-        asr data reverberate "$data/train" "$data/train_reverb" --rooms 50 --seed "$seed" \
-          --no-clean --no-progress
-      else
-        asr data codec "$data/train" "$data/train_codec" --one-each --seed "$seed" --no-clean \
-          --no-progress
-      fi
-      parts+=("$data/train_$a")
-    done
-    asr data combine "$data/train_aug" "${parts[@]}"
+    augment_copies "$data" train "$augment" "$seed" "$feature_conf"
     # A copy is PREFIX-<utterance> (rev1-, codec-): it says the phones of its original.
     awk 'NR == FNR { phones[$1] = substr($0, length($1) + 1); next }
          { id = $1; src = id; if (!(src in phones)) sub(/^[^-]*-/, "", src)
            if (!(src in phones)) { print "no phones for " id > "/dev/stderr"; exit 1 }
            print id phones[src] }' "$data/train/phones" "$data/train_aug/text" \
       > "$data/train_aug/phones"
-    asr features "$data/train_aug" --config "$feature_conf" --ark-dir "$data/train_aug/ark" \
-      --no-progress 2>>"$data/features.log"
     asr data copy "$data/train_aug" "$data/train_aug_phone" --text "$data/train_aug/phones" \
       >/dev/null
   fi
 fi
 
 train() {  # $1 = conf, $2 = train set, $3 = dev set, $4 = exp dir
-  local conf=$1
-  if [ "$vtlp" != 0 ]; then  # the config with training.vtlp_max_warp set to --vtlp
-    mkdir -p "$4"
-    conf=$4/$(basename "$1")
-    if grep -q '^  vtlp_max_warp:' "$1"; then
-      sed "s/^  vtlp_max_warp:.*/  vtlp_max_warp: $vtlp/" "$1" > "$conf"
-    else
-      sed "s/^training:\$/training:\n  vtlp_max_warp: $vtlp/" "$1" > "$conf"
-    fi
-  fi
+  local conf
+  conf=$(vtlp_conf "$1" "$vtlp" "$4")
   asr_train "$nproc" --config "$conf" --train-dir "$data/$2" --dev-dir "$data/$3" \
     --exp-dir "$4" --seed "$seed" --device "$device" --resume --no-progress \
     "${thread_opts[@]}" | tail -1

@@ -11,12 +11,14 @@
 #            [--beam-size B] [--beam-threshold T] [--beam-size-token K]
 #            [--lm-weights "a,b,..."] [--word-scores "x,y,..."]
 #            [--char-lm-weights "a,b,..."] [--bpe-size N] [--bpe-conf FILE]
+#            [--vocal-tract LOW:HIGH] [--vtlp W] [--augment "reverb codec"]
 #            [--device cpu|cuda] [--conf FILE] [--data DIR] [--exp DIR]
 #
 # Stages:
 #   0  text: the books (non-UTF-8 files converted from Latin-1) -> asr prepare synth --text:
 #      train/dev/test speech and data/local/lm_text (every sentence but dev and test ones)
-#   1  features: 40 log-mel + deltas, per-voice CMVN (conf/fbank.yaml)
+#   1  features: 40 log-mel + deltas, per-voice CMVN (conf/fbank.yaml); with --augment,
+#      train_aug: the training set plus a reverberant and/or a coded copy
 #   2  lexicon: every word of the LM text and the training transcripts, spelled in characters
 #      (data/local/dict_char), and in CMUdict phones with flite letter-to-sound for the rest
 #      (data/local/dict_phone, for phone models; cached)
@@ -27,15 +29,19 @@
 #      scores (Kaldi's local/score.sh practice), and lexicon-free + char LM search over LM
 #      weights; each grid's best goes to its best.json
 #   6  decode test: greedy, and both searches with the pair tuned on dev (--tuned-on)
-#   7  score test: %WER of each, per-voice reports, and the paired comparisons
+#   7  score test: %WER of each, per-voice reports, the paired comparisons, and per test voice
+#      greedy and lexicon + LM %WER and their ratio
 #   8  BPE units: sentencepiece (--bpe-size pieces) trained on the training transcripts,
 #      every set's transcripts in pieces (data/*_bpe), a lexicon of the same words in pieces,
 #      and a BPE model (conf/train_bpe.yaml)
 #   9  the BPE model: greedy, and lexicon + 3-gram tuned on dev, scored on test in words
+# The levers for unseen voices of recipes/synth (off by default; see its RESULTS for the
+# ablation) are options here too: --vocal-tract 0.85:1.15 --vtlp 0.1 --augment "reverb codec".
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")"
 . ./path.sh
 . ../utils/stage.sh
+. ../utils/levers.sh
 
 text_dir=../../../shared/text   # the books: DIR/*/*.txt and DIR/*.txt
 hours=2         # hours of training speech to synthesise
@@ -54,6 +60,10 @@ beam_size_token=0   # 0: every token at every frame
 lm_weights=0.5,1.0,1.5,2.0    # word LM weights tried on dev
 word_scores=-1,0,1,2          # word scores tried on dev
 char_lm_weights=0.25,0.5,0.75,1.0,1.5   # lexicon-free search has no word score
+vocal_tract=1:1 # formant scaling of flite's and festival's training voices (e.g. 0.85:1.15)
+vtlp=0          # VTLP: largest random warp of the mel axis in training (training.vtlp_max_warp)
+augment=        # copies of each training utterance: reverb (a simulated room), codec (one of
+                # telephone, gsm, mp3, opus), or both; empty: none
 device=cpu      # cpu or cuda
 conf=conf/train_char.yaml     # asr train config of the character model
 bpe_conf=conf/train_bpe.yaml  # asr train config of the BPE model (stage 8)
@@ -66,6 +76,9 @@ exp=exp         # experiments: exp/char and exp/bpe
 
 thread_opts=()
 [ "$threads" -gt 0 ] && thread_opts+=(--threads "$threads")
+train_set=train
+[ -n "$augment" ] && train_set=train_aug
+check_augment "$augment"
 lm=$data/local/lm/${order}gram
 char_lm=$data/local/lm/char${char_order}gram
 model=$exp/char/final.pt
@@ -87,7 +100,7 @@ if run_stage 0; then
     fi
   done
   asr prepare synth "$data" --hours "$hours" --dev-utts "$dev_utts" --test-utts "$test_utts" \
-    --seed "$seed" --jobs "$jobs" --no-progress \
+    --seed "$seed" --jobs "$jobs" --vocal-tract "$vocal_tract" --no-progress \
     --text "$books"/*.txt
 fi
 
@@ -97,6 +110,7 @@ if run_stage 1; then
     asr features "$data/$x" --config "$feature_conf" --ark-dir "$data/$x/ark" --no-progress \
       2>>"$data/features.log"
   done
+  [ -z "$augment" ] || augment_copies "$data" train "$augment" "$seed" "$feature_conf"
 fi
 
 if run_stage 2; then
@@ -125,7 +139,8 @@ fi
 
 if run_stage 4; then
   echo "== stage 4: character model"
-  asr train --config "$conf" --train-dir "$data/train" --dev-dir "$data/dev" \
+  char_conf=$(vtlp_conf "$conf" "$vtlp" "$exp/char")
+  asr train --config "$char_conf" --train-dir "$data/$train_set" --dev-dir "$data/dev" \
     --exp-dir "$exp/char" --seed "$seed" --device "$device" --resume --no-progress \
     "${thread_opts[@]}" | tail -1
 fi
@@ -170,9 +185,16 @@ if run_stage 7; then
   for d in greedy "lex${order}g" "char${char_order}g"; do
     out=$exp/char/decode_test_$d
     asr score "$data/test/text" "$out/text" --alignments "$out/per_utt" \
-      --reports "$out/scoring" > "$out/wer"
+      --reports "$out/scoring" --per-speaker > "$out/wer"
     echo "test $d $(head -1 "$out/wer")"
   done
+  echo "per test voice: words, greedy %WER, lexicon + ${order}-gram %WER, their ratio"
+  # the --per-speaker lines: "VOICE: %WER RATE [ ERRORS / WORDS, ..."
+  join <(sed -n 's/^\([^ ]*\): %WER \([^ ]*\) \[ [0-9]* \/ \([0-9]*\),.*/\1 \3 \2/p' \
+           "$exp/char/decode_test_greedy/wer" | sort) \
+       <(sed -n 's/^\([^ ]*\): %WER \([^ ]*\) .*/\1 \2/p' \
+           "$exp/char/decode_test_lex${order}g/wer" | sort) \
+    | awk '{ printf "  %-26s %5d %7.2f %7.2f %5.2f\n", $1, $2, $3, $4, ($3 > 0 ? $4 / $3 : 0) }'
   asr score --compare "$exp/char/decode_test_greedy/text" \
     "$exp/char/decode_test_lex${order}g/text" "$data/test/text"
   oov=$(cut -d' ' -f2- "$data/test/text" | tr ' ' '\n' | grep -v '^$' \
@@ -184,16 +206,17 @@ if run_stage 8; then
   echo "== stage 8: BPE units ($bpe_size pieces) and the BPE model ($bpe_conf)"
   mkdir -p "$data/local/bpe"
   asr bpe train "$data/train/text" --vocab-size "$bpe_size" "$data/local/bpe/bpe"
-  for x in train dev test; do
+  for x in "$train_set" dev test; do
     asr bpe encode "$data/local/bpe/bpe.model" "$data/$x/text" "$data/local/bpe/$x.text"
     rm -rf "$data/${x}_bpe"
     asr data copy "$data/$x" "$data/${x}_bpe" --text "$data/local/bpe/$x.text" >/dev/null
   done
   asr lexicon prepare "$data/local/words.txt" "$data/local/dict_bpe" --units bpe \
     --bpe-model "$data/local/bpe/bpe.model"
-  asr train --config "$bpe_conf" --train-dir "$data/train_bpe" --dev-dir "$data/dev_bpe" \
-    --exp-dir "$exp/bpe" --seed "$seed" --device "$device" --resume --no-progress \
-    "${thread_opts[@]}" | tail -1
+  bpe_train_conf=$(vtlp_conf "$bpe_conf" "$vtlp" "$exp/bpe")
+  asr train --config "$bpe_train_conf" --train-dir "$data/${train_set}_bpe" \
+    --dev-dir "$data/dev_bpe" --exp-dir "$exp/bpe" --seed "$seed" --device "$device" --resume \
+    --no-progress "${thread_opts[@]}" | tail -1
 fi
 
 if run_stage 9; then
