@@ -239,7 +239,9 @@ def _add_timit(subparsers: argparse._SubParsersAction) -> None:
             "phones.ctm and phones61.ctm, and DATA_DIR/split.txt naming each set's speakers. "
             "CORPUS_DIR holds TRAIN/ and TEST/ (LDC layout, upper or lower case). With --sample "
             "(an excerpt such as ../shared's), TEST may be absent and two dev and two test "
-            "speakers are held out of the corpus's own."
+            "speakers are held out of the corpus's own; with --sample --folds N, cross-"
+            "validation instead: DATA_DIR/all and DATA_DIR/fold<k>/{train,dev,test}, each "
+            "speaker tested in one fold, and DATA_DIR/folds.txt."
         ),
     )
     parser.add_argument("corpus_dir", metavar="CORPUS_DIR", help="folder holding TRAIN/ and TEST/")
@@ -249,6 +251,15 @@ def _add_timit(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="a TIMIT excerpt: hold out 2 dev and 2 test speakers of its own (a woman and a man "
         "each, from different dialect regions)",
+    )
+    parser.add_argument(
+        "--folds",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --sample: N cross-validation folds, each testing a woman and a man (of "
+        "neighbouring dialect regions in the sample) and training on the other speakers, whose "
+        "first SI sentences are its dev set",
     )
     parser.add_argument(
         "--dev-speakers",
@@ -267,17 +278,21 @@ def _add_timit(subparsers: argparse._SubParsersAction) -> None:
 def _run_timit(args: argparse.Namespace) -> int:
     if args.sample and (args.dev_speakers or args.test_speakers):
         raise ConfigError("prepare timit: --sample chooses its own speakers; no speaker lists")
+    if args.folds and not args.sample:
+        raise ConfigError("prepare timit: --folds is for a --sample corpus")
     dirs = timit.prepare_timit(
         args.corpus_dir,
         args.data_dir,
         sample=args.sample,
         dev_list=args.dev_speakers or timit.DEV_SPEAKER_LIST,
         test_list=args.test_speakers or timit.TEST_SPEAKER_LIST,
+        folds=args.folds,
     )
     for name, path in dirs.items():
         data = DataDir.load(path)
         speakers = data.speakers
-        shown = f": {' '.join(speakers)}" if args.sample and name != "train" else ""
+        shown = f": {' '.join(speakers)}" if args.sample and name.endswith("test") else ""
+        shown = shown or (f": {' '.join(speakers)}" if args.sample and name == "dev" else "")
         print(f"{path}: {len(data.utt2spk)} utterances, {len(speakers)} speakers{shown}")
     return 0
 

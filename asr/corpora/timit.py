@@ -30,6 +30,12 @@ all its speakers two are held out for dev and two for test, each pair a woman an
 different dialect regions, all four regions different and each still represented in train
 (see :func:`choose_sample_speakers`); the rest train.
 
+``folds`` (with ``sample``) is cross-validation over the whole sample instead: ``DATA_DIR/all``
+holds every speaker, and ``DATA_DIR/fold<k>/{train,dev,test}`` fold k's sets, each speaker
+tested in exactly one fold (see :func:`sample_folds`). ``DATA_DIR/fold<k>/test_seen_prompt``
+lists the test utterances whose sentence a training speaker of that fold also read (TIMIT's
+SX sentences are read by about seven speakers each), to be scored apart from the rest.
+
 Everything is read and checked before anything is written: a folder without TRAIN (and TEST),
 a .WAV without its .PHN or .WRD, a malformed .PHN/.WRD line or an unknown phone (``file:line``)
 and a listed speaker missing from TEST are each one error naming the path.
@@ -40,7 +46,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from asr import resources
@@ -321,6 +327,68 @@ def choose_sample_speakers(
     return {"train": [s for s in speakers if s not in held], "dev": dev, "test": test}
 
 
+def _groups(items: list[Speaker], count: int) -> list[list[Speaker]]:
+    """``items`` cut into ``count`` consecutive groups whose sizes differ by at most one."""
+    size, extra = divmod(len(items), count)
+    groups, start = [], 0
+    for k in range(count):
+        end = start + size + (k < extra)
+        groups.append(items[start:end])
+        start = end
+    return groups
+
+
+def prompt(utt_id: str) -> str:
+    """The sentence an utterance reads: its name without the speaker (``fadg0_sx19`` -> sx19)."""
+    return utt_id.split("_", 1)[1]
+
+
+def sample_folds(
+    speakers: dict[str, Speaker], folds: int, corpus_dir: str | os.PathLike = "corpus"
+) -> list[dict[str, list[str]]]:
+    """Cross-validation folds over a small TIMIT sample: per fold, utterance ids of its sets.
+
+    Women and men, each in (dialect region, id) order, are cut into ``folds`` consecutive
+    groups; fold k tests women's group k and men's group k + 1 (the last fold men's first
+    group), so every speaker is tested once and, with a woman and a man per region (the
+    sample), each fold holds out a woman and a man of neighbouring regions. The other speakers
+    train, except each one's first SI sentence, which is the fold's dev set (for the learning
+    rate schedule and early stopping): an SI sentence is read by its speaker only, so no dev
+    sentence is read in training, and no test speaker is heard in training or dev.
+    """
+    if folds < 2:
+        raise CorpusError(f"{corpus_dir}: cross-validation needs at least 2 folds, not {folds}")
+    order = sorted(speakers.values(), key=lambda s: (int(s.dialect[2:]), s.id))
+    women = [s for s in order if s.gender == "f"]
+    men = [s for s in order if s.gender == "m"]
+    if min(len(women), len(men)) < folds:
+        raise CorpusError(
+            f"{corpus_dir}: {folds} folds need at least {folds} women and {folds} men "
+            f"(the corpus has {len(women)} and {len(men)})"
+        )
+    women_groups, men_groups = _groups(women, folds), _groups(men, folds)
+    out = []
+    for k in range(folds):
+        test = {s.id for s in women_groups[k] + men_groups[(k + 1) % folds]}
+        sets: dict[str, list[str]] = {"train": [], "dev": [], "test": []}
+        for speaker in order:
+            utts = [u.utt_id for u in speaker.utterances]
+            if speaker.id in test:
+                sets["test"] += utts
+                continue
+            first_si = next((u for u in utts if prompt(u).startswith("si")), None)
+            sets["dev"] += [first_si] if first_si else []
+            sets["train"] += [u for u in utts if u != first_si]
+        out.append({name: sorted(ids) for name, ids in sets.items()})
+    return out
+
+
+def seen_prompts(fold: dict[str, list[str]]) -> list[str]:
+    """The fold's test utterances whose sentence a speaker of its train or dev set also read."""
+    heard = {prompt(u) for u in fold["train"] + fold["dev"]}
+    return [u for u in fold["test"] if prompt(u) in heard]
+
+
 def _seconds(samples: int, rate: int) -> str:
     # samples / 16000 has at most 7 decimals (1/16000 = 0.0000625): this text is exact.
     text = f"{samples / rate:.7f}".rstrip("0").rstrip(".")
@@ -370,16 +438,22 @@ def prepare_timit(
     sample: bool = False,
     dev_list: str | os.PathLike = DEV_SPEAKER_LIST,
     test_list: str | os.PathLike = TEST_SPEAKER_LIST,
+    folds: int = 0,
 ) -> dict[str, Path]:
     """Write DATA_DIR/train, DATA_DIR/dev and DATA_DIR/test (and DATA_DIR/split.txt) from the
     TIMIT tree CORPUS_DIR (the folder holding TRAIN and TEST); return {split: path}.
 
     Standard sets (Kaldi's) by default, from the speaker lists ``dev_list`` and ``test_list``;
-    with ``sample`` two dev and two test speakers of the corpus's own (see the module doc).
+    with ``sample`` two dev and two test speakers of the corpus's own (see the module doc);
+    with ``sample`` and ``folds`` the cross-validation sets instead (:func:`prepare_folds`).
     Everything is read and checked before anything is written.
     """
     corpus = Path(corpus_dir)
+    if folds and not sample:
+        raise CorpusError(f"{corpus}: cross-validation folds are for a --sample corpus")
     speakers = scan_corpus(corpus, require_test=not sample)
+    if folds:
+        return prepare_folds(speakers, Path(data_dir), folds, corpus)
     if sample:
         split = choose_sample_speakers(speakers, corpus)
     else:
@@ -411,6 +485,58 @@ def prepare_timit(
     if unused:
         log.info("%d TEST speakers in no set (as in Kaldi's recipe)", len(unused))
     _write_split_file(data_root / "split.txt", speakers, split, sample, dev_list, test_list)
+    return out
+
+
+def prepare_folds(
+    speakers: dict[str, Speaker], data_root: Path, folds: int, corpus_dir: Path
+) -> dict[str, Path]:
+    """DATA_DIR/all, DATA_DIR/fold<k>/{train,dev,test} and fold<k>/test_seen_prompt for
+    :func:`sample_folds`, and DATA_DIR/folds.txt naming each fold's test speakers; returns
+    {"all": path, "fold1/train": path, ...}."""
+    plan = sample_folds(speakers, folds, corpus_dir)
+    by_utt = {u.utt_id: u for s in speakers.values() for u in s.utterances}
+    map48 = load_phone_map(TRAIN_PHONE_MAP)
+
+    def members(utt_ids: list[str]) -> list[Speaker]:
+        chosen = set(utt_ids)
+        kept = [
+            replace(s, utterances=[u for u in s.utterances if u.utt_id in chosen])
+            for s in speakers.values()
+        ]
+        return [s for s in kept if s.utterances]
+
+    out = {"all": data_root / "all"}
+    count = _write_split(out["all"], list(speakers.values()), map48)
+    log.info("%s: %d speakers, %d utterances", out["all"], *count)
+    for k, fold in enumerate(plan, 1):
+        fold_dir = data_root / f"fold{k}"
+        for name in SPLITS:
+            out[f"fold{k}/{name}"] = fold_dir / name
+            _write_split(fold_dir / name, members(fold[name]), map48)
+        seen = seen_prompts(fold)
+        with atomic_write(fold_dir / "test_seen_prompt") as handle:
+            handle.writelines(f"{u}\n" for u in seen)
+        tested = sorted({by_utt[u].speaker for u in fold["test"]})
+        log.info(
+            "fold %d: test %s (%d utterances, %d of them a sentence read in training)",
+            k,
+            " ".join(f"{s} ({speakers[s].gender}, {speakers[s].dialect})" for s in tested),
+            len(fold["test"]),
+            len(seen),
+        )
+    with atomic_write(data_root / "folds.txt") as handle:
+        handle.write(f"# {folds}-fold cross-validation over the sample (asr.corpora.timit.")
+        handle.write("sample_folds): dev = each training speaker's first SI sentence\n")
+        handle.write("# FOLD SPEAKER GENDER DIALECT_REGION TEST_UTTERANCES SEEN_PROMPT\n")
+        for k, fold in enumerate(plan, 1):
+            seen = set(seen_prompts(fold))
+            for s in sorted({by_utt[u].speaker for u in fold["test"]}):
+                sp = speakers[s]
+                utts = [u for u in fold["test"] if by_utt[u].speaker == s]
+                handle.write(
+                    f"{k} {s} {sp.gender} {sp.dialect} {len(utts)} {len(seen & set(utts))}\n"
+                )
     return out
 
 
