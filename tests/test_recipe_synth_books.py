@@ -69,6 +69,8 @@ def test_synth_books_recipe_tunes_on_dev_and_decodes_test_with_lexicon_and_lm(
     command += ["--bpe-conf", str(tmp_path / "train_bpe.yaml"), "--bpe-size", "80"]
     command += ["--lm-weights", "0.5,1.5", "--word-scores", "-1,1", "--beam-size", "20"]
     command += ["--char-order", "4"]
+    # the levers of recipes/synth: a coded copy of each training utterance, VTLP, voice scaling
+    command += ["--augment", "codec", "--vtlp", "0.1", "--vocal-tract", "0.9:1.1"]
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1200)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     out = done.stdout
@@ -81,6 +83,19 @@ def test_synth_books_recipe_tunes_on_dev_and_decodes_test_with_lexicon_and_lm(
     held_out |= set(read_transcripts(data / "dev" / "text").values())
     assert len(held_out) == 40 and not held_out & lm_text
     assert any("inflation" in s for s in lm_text)  # Nixon's 1970 text is in it
+
+    # stage 1 with --augment codec: the model trains on each utterance and its coded copy,
+    # which says the same words; --vtlp reaches the config it trained with
+    train = read_transcripts(data / "train" / "text")
+    aug = read_transcripts(data / "train_aug" / "text")
+    assert len(aug) == 2 * len(train)
+    assert all(aug[u] == train[u if u in train else u.split("-", 1)[1]] for u in aug)
+    first = (exp / "char" / "train.log").read_text().splitlines()[0]
+    assert f"train_aug ({len(aug)} utts)" in first and "VTLP max warp 0.1" in first
+    assert (
+        yaml.safe_load((exp / "char" / "train_char.yaml").read_text())["training"]["vtlp_max_warp"]
+        == 0.1
+    )
 
     # stages 2-3: a lexicon of every LM word, a valid 3-gram and perplexities of dev and test
     words = set((data / "local" / "words.txt").read_text().split())
@@ -120,6 +135,18 @@ def test_synth_books_recipe_tunes_on_dev_and_decodes_test_with_lexicon_and_lm(
         assert int(line.group(3)) == ref_words
     assert "paired bootstrap" in out.lower() or "mapsswe" in out.lower()
     assert re.search(r"^test words outside the lexicon: \d+ of \d+$", out, re.MULTILINE)
+    # the per-voice table: one row per test voice, its words, greedy and lexicon + LM %WER
+    # and their ratio; the words add up to the test set's
+    test_text = read_transcripts(data / "test" / "text")
+    utt2voice = dict(line.split() for line in (data / "test" / "utt2spk").read_text().splitlines())
+    voice_words: dict[str, int] = {}
+    for utt, text in test_text.items():
+        voice_words[utt2voice[utt]] = voice_words.get(utt2voice[utt], 0) + len(text.split())
+    table = out.split("per test voice:", 1)[1].splitlines()[1 : 1 + len(voice_words)]
+    rows = {r.split()[0]: [float(x) for x in r.split()[1:]] for r in table}
+    assert {v: int(r[0]) for v, r in rows.items()} == voice_words
+    for voice, (_, greedy, lex, ratio) in rows.items():
+        assert 0 <= lex and 0 < greedy and ratio == pytest.approx(lex / greedy, abs=0.006), voice
 
     # stages 8-9: a BPE model, its lexicon of the same words in pieces, scored on words
     bpe_lexicon = read_lexicon(data / "local" / "dict_bpe" / "lexicon.txt")
