@@ -50,3 +50,43 @@ def test_timit_recipe_on_the_sample(timit_dir: Path, tmp_path: Path) -> None:
         for kind, speaker, *_ in held_out:  # a row per test speaker, none for dev speakers
             assert bool(re.search(rf"\|\s+{speaker}\s+\|", table)) == (kind == "test")
         assert "timit48-39" in table
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_timit_recipe_cross_validates_over_folds(timit_dir: Path, tmp_path: Path) -> None:
+    """--sample --folds 2: each fold's %PER lines, then the pooled rate over every sample
+    speaker (each tested once) with its bootstrap interval, equal to the folds' errors summed."""
+    conf = yaml.safe_load((RECIPE / "conf" / "train_cpu.yaml").read_text())
+    conf["model"].update(num_layers=1, hidden_size=32)
+    conf["training"].update(max_epochs=2, precision="fp32")
+    small = tmp_path / "train.yaml"
+    small.write_text(yaml.safe_dump(conf))
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    command = ["bash", str(RECIPE / "run.sh"), "--corpus-dir", str(timit_dir), "--sample"]
+    command += ["--folds", "2", "--conf", str(small), "--threads", "2", "--beam-size", "2"]
+    command += ["--data", str(tmp_path / "data"), "--exp", str(tmp_path / "exp")]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+
+    everyone = (tmp_path / "data" / "all" / "text").read_text().splitlines()
+    phones = sum(len(line.split()) - 1 for line in everyone)
+    for decoder in ("greedy", "beam2", "beam2_bigram"):
+        folds = [
+            re.search(rf"^fold{k} blstm {decoder} %PER \S+ \[ (\d+) / (\d+),", out, re.M)
+            for k in (1, 2)
+        ]
+        assert all(folds), out[-2000:]
+        pooled = re.search(rf"^pooled blstm {decoder} %PER (\S+) \[ (\d+) / (\d+),", out, re.M)
+        assert pooled, out[-2000:]
+        # every utterance of the sample scored once: the folds add up to the pooled count
+        assert int(pooled.group(3)) == phones == sum(int(f.group(2)) for f in folds if f)
+        assert int(pooled.group(2)) == sum(int(f.group(1)) for f in folds if f)
+        ci = re.search(
+            rf"^pooled blstm {decoder} .*\n  %PER \S+, 95% CI \[(\S+), (\S+)\]", out, re.M
+        )
+        assert ci, out[-2000:]
+        assert float(ci.group(1)) <= float(pooled.group(1)) <= float(ci.group(2))
+    assert "no test sentence was read by a training speaker of its fold" in out

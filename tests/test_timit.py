@@ -139,6 +139,76 @@ def test_cli_sample(timit_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixtu
     assert not (tmp_path / "e").exists()
 
 
+@pytest.mark.integration
+def test_sample_folds_test_every_speaker_once(timit_dir: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    dirs = prepare_timit(timit_dir, data, sample=True, folds=8)
+    everyone = _table(data / "all" / "utt2spk")
+    genders = _table(data / "all" / "spk2gender")
+    dialect = {everyone[u]: d for u, d in _table(data / "all" / "utt2dialect").items()}
+    assert len(set(everyone.values())) == 16 and len(everyone) == 128  # SI + SX, no SA
+    tested: list[str] = []
+    for k in range(1, 9):
+        sets = {name: _table(dirs[f"fold{k}/{name}"] / "utt2spk") for name in SPLITS}
+        test_speakers = set(sets["test"].values())
+        # a woman and a man of two dialect regions, all their utterances, heard nowhere else
+        assert sorted(genders[s] for s in test_speakers) == ["f", "m"]
+        assert len({dialect[s] for s in test_speakers}) == 2
+        assert set(sets["test"]) == {u for u, s in everyone.items() if s in test_speakers}
+        assert not test_speakers & (set(sets["train"].values()) | set(sets["dev"].values()))
+        # dev: each of the other 14 speakers' first SI sentence, which no one else reads
+        assert sorted(sets["dev"].values()) == sorted(set(everyone.values()) - test_speakers)
+        for utt, speaker in sets["dev"].items():
+            own_si = sorted(u for u, s in everyone.items() if s == speaker and "_si" in u)
+            assert utt == own_si[0]
+        assert not set(sets["dev"]) & set(sets["train"])
+        assert set(sets["train"]) | set(sets["dev"]) | set(sets["test"]) == set(everyone)
+        for name in SPLITS:
+            assert validate_datadir(dirs[f"fold{k}/{name}"]) == []
+        # every sentence of the sample is read by one speaker: no test prompt seen in training
+        assert (data / f"fold{k}" / "test_seen_prompt").read_text() == ""
+        tested += sorted(test_speakers)
+    assert sorted(tested) == sorted(set(everyone.values()))
+    rows = [line.split() for line in (data / "folds.txt").read_text().splitlines()]
+    assert [r[:2] for r in rows if not r[0].startswith("#")] == [
+        [str(k), s] for k in range(1, 9) for s in tested[2 * k - 2 : 2 * k]
+    ]
+
+
+def test_seen_prompts_are_test_sentences_read_in_train_or_dev() -> None:
+    fold = {
+        "train": ["fa_sx1", "mb_sx2", "mb_si7"],
+        "dev": ["fa_si3"],
+        "test": ["mc_sx1", "mc_sx9", "fd_si3", "fd_si8"],
+    }
+    assert timit.seen_prompts(fold) == ["mc_sx1", "fd_si3"]
+    assert timit.prompt("fadg0_sx19") == "sx19"
+
+
+@pytest.mark.integration
+def test_folds_need_a_sample_and_enough_speakers(
+    timit_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["prepare", "timit", str(timit_dir), str(tmp_path / "d")]
+    assert cli.main([*args, "--folds", "8"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "asr prepare: error: prepare timit: --folds is for a --sample corpus"
+    )
+    assert cli.main([*args, "--sample", "--folds", "9"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"asr prepare: error: {timit_dir}: 9 folds need at least 9 women and 9 men "
+        "(the corpus has 8 and 8)"
+    ]
+    assert cli.main([*args, "--sample", "--folds", "1"]) == 1
+    assert "at least 2 folds" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
+    # two folds: four women and four men tested in each
+    assert cli.main([*args, "--sample", "--folds", "2"]) == 0
+    out = capsys.readouterr().out
+    assert f"{tmp_path / 'd' / 'fold1' / 'test'}: 64 utterances, 8 speakers" in out
+
+
 # ---------------------------------------------------------------------------------------------
 # Kaldi's standard sets, on tiny corpora made from the sample
 
