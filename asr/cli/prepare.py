@@ -291,8 +291,9 @@ def _run_timit(args: argparse.Namespace) -> int:
     for name, path in dirs.items():
         data = DataDir.load(path)
         speakers = data.speakers
-        shown = f": {' '.join(speakers)}" if args.sample and name.endswith("test") else ""
-        shown = shown or (f": {' '.join(speakers)}" if args.sample and name == "dev" else "")
+        # the held-out speakers by name (a fold's dev set is every training speaker: not named)
+        named = args.sample and (name == "dev" or name.endswith("test"))
+        shown = f": {' '.join(speakers)}" if named else ""
         print(f"{path}: {len(data.utt2spk)} utterances, {len(speakers)} speakers{shown}")
     return 0
 
