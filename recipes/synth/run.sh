@@ -23,7 +23,8 @@
 #   6  score: %PER and %WER lines for the unseen-voice test set, greedy and lexicon + LM
 #   7  transcribe one test utterance from its audio
 # The default size (1 hour) trains both models in 11 minutes on 2 CPU cores (the whole run took
-# 12; see RESULTS); --hours 10 with a GPU (--device cuda) is the larger run. The levers for
+# 12; see RESULTS); --hours 10 is the larger run (about 2 hours on one CPU core with
+# --vocal-tract 0.85:1.15 --vtlp 0.1; RESULTS), or --device cuda on a GPU. The levers for
 # unseen voices are off by default (each costs training time or synthesis); the configuration
 # that did best in ./ablate.sh (RESULTS) is
 #   ./run.sh --vocal-tract 0.85:1.15 --vtlp 0.1 --augment "reverb codec"
