@@ -56,7 +56,9 @@ def test_timit_recipe_on_the_sample(timit_dir: Path, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_timit_recipe_cross_validates_over_folds(timit_dir: Path, tmp_path: Path) -> None:
     """--sample --folds 2: each fold's %PER lines, then the pooled rate over every sample
-    speaker (each tested once) with its bootstrap interval, equal to the folds' errors summed."""
+    speaker (each tested once) with its bootstrap interval, equal to the folds' errors summed.
+    With --synth-data, each fold also trains on its real speakers plus the first
+    --synth-utts synthetic utterances (multi-condition), and is tested on real speech only."""
     conf = yaml.safe_load((RECIPE / "conf" / "train_cpu.yaml").read_text())
     conf["model"].update(num_layers=1, hidden_size=32)
     conf["training"].update(max_epochs=2, precision="fp32")
@@ -64,8 +66,19 @@ def test_timit_recipe_cross_validates_over_folds(timit_dir: Path, tmp_path: Path
     small.write_text(yaml.safe_dump(conf))
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    synth = tmp_path / "synth"
+    make = [sys.executable, "-m", "asr", "prepare", "synth", str(synth), "--hours", "0.005"]
+    make += ["--dev-utts", "3", "--test-utts", "4", "--no-progress"]
+    subprocess.run(make, check=True, capture_output=True, env=env, timeout=300)
+    copy = [sys.executable, "-m", "asr", "data", "copy", str(synth / "train")]
+    copy += [str(synth / "train_phone"), "--text", str(synth / "train" / "phones")]
+    subprocess.run(copy, check=True, capture_output=True, env=env, timeout=60)
+    synth_ids = {line.split()[0] for line in (synth / "train" / "phones").open()}
+    assert len(synth_ids) > 5
+
     command = ["bash", str(RECIPE / "run.sh"), "--corpus-dir", str(timit_dir), "--sample"]
     command += ["--folds", "2", "--conf", str(small), "--threads", "2", "--beam-size", "2"]
+    command += ["--synth-data", str(synth / "train_phone"), "--synth-utts", "5"]
     command += ["--data", str(tmp_path / "data"), "--exp", str(tmp_path / "exp")]
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -73,20 +86,63 @@ def test_timit_recipe_cross_validates_over_folds(timit_dir: Path, tmp_path: Path
 
     everyone = (tmp_path / "data" / "all" / "text").read_text().splitlines()
     phones = sum(len(line.split()) - 1 for line in everyone)
-    for decoder in ("greedy", "beam2", "beam2_bigram"):
-        folds = [
-            re.search(rf"^fold{k} blstm {decoder} %PER \S+ \[ (\d+) / (\d+),", out, re.M)
-            for k in (1, 2)
-        ]
-        assert all(folds), out[-2000:]
-        pooled = re.search(rf"^pooled blstm {decoder} %PER (\S+) \[ (\d+) / (\d+),", out, re.M)
-        assert pooled, out[-2000:]
-        # every utterance of the sample scored once: the folds add up to the pooled count
-        assert int(pooled.group(3)) == phones == sum(int(f.group(2)) for f in folds if f)
-        assert int(pooled.group(2)) == sum(int(f.group(1)) for f in folds if f)
-        ci = re.search(
-            rf"^pooled blstm {decoder} .*\n  %PER \S+, 95% CI \[(\S+), (\S+)\]", out, re.M
-        )
-        assert ci, out[-2000:]
-        assert float(ci.group(1)) <= float(pooled.group(1)) <= float(ci.group(2))
+    for model in ("blstm", "blstm_synthfeat", "blstm_multi"):
+        for decoder in ("greedy", "beam2", "beam2_bigram"):
+            folds = [
+                re.search(rf"^fold{k} {model} {decoder} %PER \S+ \[ (\d+) / (\d+),", out, re.M)
+                for k in (1, 2)
+            ]
+            assert all(folds), out[-2000:]
+            pooled = re.search(
+                rf"^pooled {model} {decoder} %PER (\S+) \[ (\d+) / (\d+),", out, re.M
+            )
+            assert pooled, out[-2000:]
+            # every utterance of the sample scored once: the folds add up to the pooled count
+            assert int(pooled.group(3)) == phones == sum(int(f.group(2)) for f in folds if f)
+            assert int(pooled.group(2)) == sum(int(f.group(1)) for f in folds if f)
+            ci = re.search(
+                rf"^pooled {model} {decoder} .*\n  %PER \S+, 95% CI \[(\S+), (\S+)\]", out, re.M
+            )
+            assert ci, out[-2000:]
+            assert float(ci.group(1)) <= float(pooled.group(1)) <= float(ci.group(2))
     assert "no test sentence was read by a training speaker of its fold" in out
+
+    # stage 7: the configuration with the lowest pooled PER (beam + bigram) trained once more
+    # on every speaker, beside the cross-validated figure it was chosen by
+    pooled_per = {}
+    for m in ("blstm", "blstm_synthfeat", "blstm_multi"):
+        line = re.search(rf"^pooled {m} beam2_bigram %PER (\S+)", out, re.M)
+        assert line, out[-2000:]
+        pooled_per[m] = float(line.group(1))
+    best = min(pooled_per, key=lambda m: (pooled_per[m], m))
+    starter = tmp_path / "exp" / "full" / best
+    assert re.search(rf"^starter model: {starter / 'final.pt'}; cross-validated: %PER ", out, re.M)
+    assert (starter / "final.pt").is_file()
+    pooled_file = tmp_path / "exp" / "pooled" / f"{best}_beam2_bigram" / "per"
+    cv_per = (starter / "cv_per").read_text().splitlines()
+    assert cv_per[1] == pooled_file.read_text().splitlines()[0]
+    # trained on all 16 speakers: every utterance but each speaker's dev sentence (+ synthetic)
+    full = tmp_path / "data" / "full"
+    train_set = {"blstm": "train", "blstm_synthfeat": "train_synthfeat"}.get(best, "train_multi")
+    utts = len((full / train_set / "utt2spk").read_text().splitlines())
+    assert utts >= len(everyone) - 16
+    header = (starter / "train.log").read_text().splitlines()[0]
+    assert header.startswith(f"# train {full / train_set} ({utts} utts), dev {full}/dev")
+
+    for k in (1, 2):
+        fold = tmp_path / "data" / f"fold{k}"
+        real = {line.split()[0] for line in (fold / "train" / "utt2spk").open()}
+        multi = {line.split()[0] for line in (fold / "train_multi" / "utt2spk").open()}
+        added = multi - real
+        assert len(added) == 5 and added <= synth_ids and real <= multi
+        if k == 1:
+            chosen = added
+        assert added == chosen  # the same five synthetic utterances in every fold
+        text = dict(line.split(maxsplit=1) for line in (fold / "train_multi" / "text").open())
+        phones = dict(line.split(maxsplit=1) for line in (synth / "train" / "phones").open())
+        assert all(text[u] == phones[u] for u in added)  # phones, not words
+        # the synth recipe's features (40 log-mel, no energy) for the union, as for dev/test
+        feats = yaml.safe_load((fold / "train_multi" / "feats.yaml").read_text())
+        assert feats == yaml.safe_load((fold / "dev_synthfeat" / "feats.yaml").read_text())
+        log = (tmp_path / "exp" / f"fold{k}" / "blstm_multi" / "train.log").read_text()
+        assert f"train_multi ({len(multi)} utts), dev {fold / 'dev_synthfeat'} " in log

@@ -169,6 +169,14 @@ def test_sample_folds_test_every_speaker_once(timit_dir: Path, tmp_path: Path) -
         assert (data / f"fold{k}" / "test_seen_prompt").read_text() == ""
         tested += sorted(test_speakers)
     assert sorted(tested) == sorted(set(everyone.values()))
+    # the whole sample, for the model trained after cross-validation: every speaker trains,
+    # dev is each one's first SI sentence (the folds' rule), nothing is tested
+    full = {name: _table(dirs[f"full/{name}"] / "utt2spk") for name in ("train", "dev")}
+    assert sorted(full["dev"].values()) == sorted(set(everyone.values()))
+    for utt, speaker in full["dev"].items():
+        assert utt == sorted(u for u, s in everyone.items() if s == speaker and "_si" in u)[0]
+    assert set(full["train"]) == set(everyone) - set(full["dev"])
+    assert not (data / "full" / "test").exists()
     rows = [line.split() for line in (data / "folds.txt").read_text().splitlines()]
     assert [r[:2] for r in rows if not r[0].startswith("#")] == [
         [str(k), s] for k in range(1, 9) for s in tested[2 * k - 2 : 2 * k]

@@ -241,7 +241,8 @@ def _add_timit(subparsers: argparse._SubParsersAction) -> None:
             "(an excerpt such as ../shared's), TEST may be absent and two dev and two test "
             "speakers are held out of the corpus's own; with --sample --folds N, cross-"
             "validation instead: DATA_DIR/all and DATA_DIR/fold<k>/{train,dev,test}, each "
-            "speaker tested in one fold, and DATA_DIR/folds.txt."
+            "speaker tested in one fold, DATA_DIR/folds.txt, and DATA_DIR/full/{train,dev} "
+            "(every speaker: for the model trained on the whole sample)."
         ),
     )
     parser.add_argument("corpus_dir", metavar="CORPUS_DIR", help="folder holding TRAIN/ and TEST/")

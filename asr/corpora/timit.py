@@ -370,17 +370,31 @@ def sample_folds(
     out = []
     for k in range(folds):
         test = {s.id for s in women_groups[k] + men_groups[(k + 1) % folds]}
-        sets: dict[str, list[str]] = {"train": [], "dev": [], "test": []}
-        for speaker in order:
-            utts = [u.utt_id for u in speaker.utterances]
-            if speaker.id in test:
-                sets["test"] += utts
-                continue
-            first_si = next((u for u in utts if prompt(u).startswith("si")), None)
-            sets["dev"] += [first_si] if first_si else []
-            sets["train"] += [u for u in utts if u != first_si]
-        out.append({name: sorted(ids) for name, ids in sets.items()})
+        out.append(_train_dev_test(order, test))
     return out
+
+
+def full_sample_sets(speakers: dict[str, Speaker]) -> dict[str, list[str]]:
+    """Every speaker of the sample in training, each one's first SI sentence in dev, no test:
+    the sets of a model trained on the whole sample once cross-validation has measured its
+    configuration (:func:`sample_folds`' rule for dev)."""
+    order = sorted(speakers.values(), key=lambda s: (int(s.dialect[2:]), s.id))
+    sets = _train_dev_test(order, set())
+    del sets["test"]
+    return sets
+
+
+def _train_dev_test(order: list[Speaker], test: set[str]) -> dict[str, list[str]]:
+    sets: dict[str, list[str]] = {"train": [], "dev": [], "test": []}
+    for speaker in order:
+        utts = [u.utt_id for u in speaker.utterances]
+        if speaker.id in test:
+            sets["test"] += utts
+            continue
+        first_si = next((u for u in utts if prompt(u).startswith("si")), None)
+        sets["dev"] += [first_si] if first_si else []
+        sets["train"] += [u for u in utts if u != first_si]
+    return {name: sorted(ids) for name, ids in sets.items()}
 
 
 def seen_prompts(fold: dict[str, list[str]]) -> list[str]:
@@ -492,8 +506,9 @@ def prepare_folds(
     speakers: dict[str, Speaker], data_root: Path, folds: int, corpus_dir: Path
 ) -> dict[str, Path]:
     """DATA_DIR/all, DATA_DIR/fold<k>/{train,dev,test} and fold<k>/test_seen_prompt for
-    :func:`sample_folds`, and DATA_DIR/folds.txt naming each fold's test speakers; returns
-    {"all": path, "fold1/train": path, ...}."""
+    :func:`sample_folds`, DATA_DIR/folds.txt naming each fold's test speakers, and
+    DATA_DIR/full/{train,dev} (:func:`full_sample_sets`); returns {"all": path, "fold1/train":
+    path, ..., "full/train": path, "full/dev": path}."""
     plan = sample_folds(speakers, folds, corpus_dir)
     by_utt = {u.utt_id: u for s in speakers.values() for u in s.utterances}
     map48 = load_phone_map(TRAIN_PHONE_MAP)
@@ -525,6 +540,9 @@ def prepare_folds(
             len(fold["test"]),
             len(seen),
         )
+    for name, utt_ids in full_sample_sets(speakers).items():
+        out[f"full/{name}"] = data_root / "full" / name
+        _write_split(out[f"full/{name}"], members(utt_ids), map48)
     with atomic_write(data_root / "folds.txt") as handle:
         handle.write(f"# {folds}-fold cross-validation over the sample (asr.corpora.timit.")
         handle.write("sample_folds): dev = each training speaker's first SI sentence\n")

@@ -8,7 +8,7 @@
 #   ./run.sh --corpus-dir DIR [--sample [--folds N]] [--conf FILE] [--stage N] [--stop-stage M]
 #            [--threads N] [--beam-size B] [--lm-weight W] [--insertion-bonus B]
 #            [--device cpu|cuda]
-#            [--synth-model FILE]
+#            [--synth-model FILE] [--synth-data DIR [--synth-utts N]] [--starter NAME]
 #            [--data DIR] [--exp DIR]
 #
 # Stages:
@@ -22,10 +22,18 @@
 #   4  score: %PER on 39 phones, per-speaker reports in exp/*/decode_*/scoring
 #   5  with --synth-model (the synth recipe's phone model): the same model trained from
 #      scratch and fine-tuned from synthetic speech, both on the synth recipe's features
-#      (40 log-mel, no energy, as the synthetic model was trained), decoded and scored
+#      (40 log-mel, no energy, as the synthetic model was trained), decoded and scored.
+#      With --synth-data (a synth recipe data directory with phone transcripts, e.g.
+#      ../synth/data/train_phone): multi-condition training, the same model trained from
+#      scratch on the real training speakers plus --synth-utts synthetic utterances (0: all;
+#      spread evenly over the voices), on the same features; dev and test stay real
 #   6  with --folds: each fold's %PER and the pooled %PER over every fold's test speakers (each
 #      sample speaker once), with a bootstrap interval; test sentences a training speaker also
 #      read are scored apart
+#   7  with --folds: the starter model, the configuration of --starter (auto: the one with the
+#      lowest pooled %PER in stage 6, beam + bigram) trained once more on every sample speaker
+#      (data/full: dev = each speaker's first SI) into exp/full/NAME/final.pt, beside the
+#      cross-validated %PER of its configuration (exp/full/NAME/cv_per)
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")"
 . ./path.sh
@@ -44,6 +52,9 @@ lm_weight=0.2     # with --insertion-bonus 0.5: the best of 6 settings on the sa
 insertion_bonus=0.5   # added to the score per phone (the decode with the bigram LM)
 device=cpu        # cpu or cuda
 synth_model=      # the synth recipe's phone model (final.pt): stage 5 runs with it
+synth_data=       # a synth recipe data dir with phone transcripts: stage 5 trains on it too
+synth_utts=0      # synthetic utterances joining each training set (spread over the voices); 0: all
+starter=auto      # stage 7: blstm, blstm_synthfeat, blstm_synthinit, blstm_multi, or auto
 data=data         # data directories
 exp=exp           # experiments
 . ../utils/parse_options.sh
@@ -76,14 +87,15 @@ if run_stage 1; then
   done
 fi
 
-# train, decode and score one model: PART NAME CONF DATA_SUFFIX [extra asr train options]
-# (PART: empty, or foldK: the folder under $data and $exp)
+# train, decode and score one model: PART NAME CONF DATA_SUFFIX TRAIN [extra asr train options]
+# (PART: empty, or foldK: the folder under $data and $exp; TRAIN: the training set's folder
+# there; dev, test and the bigram's transcripts are dev$DATA_SUFFIX, test.. and train..)
 train_decode_score() {
-  local part=$1 name=$2 train_conf=$3 suffix=$4
-  shift 4
+  local part=$1 name=$2 train_conf=$3 suffix=$4 train_set=$5
+  shift 5
   local d=$data${part:+/$part} e=$exp${part:+/$part}/$name label=${part:+$part }$name
   mkdir -p "$(dirname "$e")"
-  asr train --config "$train_conf" --train-dir "$d/train$suffix" --dev-dir "$d/dev$suffix" \
+  asr train --config "$train_conf" --train-dir "$d/$train_set" --dev-dir "$d/dev$suffix" \
     --exp-dir "$e" --device "$device" --no-progress "${thread_opts[@]}" "$@" 2>>"$e.log"
   asr decode "$e/final.pt" "$d/test$suffix" "$e/decode_greedy" --device "$device" \
     --no-progress "${thread_opts[@]}" 2>>"$e.log"
@@ -105,20 +117,52 @@ train_decode_score() {
 models=(blstm)
 if run_stage 2; then
   echo "== stage 2-4: train ($conf), decode, score"
-  for p in "${parts[@]}"; do train_decode_score "$p" blstm "$conf" ""; done
+  for p in "${parts[@]}"; do train_decode_score "$p" blstm "$conf" "" train; done
 fi
 
-if [ -n "$synth_model" ]; then models+=(blstm_synthfeat blstm_synthinit); fi
-if run_stage 5 && [ -n "$synth_model" ]; then
-  echo "== stage 5: from scratch and fine-tuned from $synth_model, on its features"
-  synth_features=../synth/conf/fbank.yaml
+synth_features=../synth/conf/fbank.yaml
+# DIR_synthfeat: a copy of the data directory DIR with the synth recipe's features
+synth_feature_copy() {
+  asr data copy "$1" "$1_synthfeat"
+  asr features "$1_synthfeat" --config "$synth_features" --no-progress
+}
+# DIR/train_multi: DIR/train and the chosen synthetic utterances, with the synth features and
+# per-speaker CMVN (the synthetic voices are its speakers)
+multi_condition_set() {
+  asr data combine "$1/train_multi" "$1/train" "$data/synth"
+  asr features "$1/train_multi" --config "$synth_features" --no-progress
+}
+
+# real speech alone on the synth features is the baseline of both synthetic-speech rows
+if [ -n "$synth_model$synth_data" ]; then models+=(blstm_synthfeat); fi
+if [ -n "$synth_model" ]; then models+=(blstm_synthinit); fi
+if [ -n "$synth_data" ]; then models+=(blstm_multi); fi
+if run_stage 5 && [ -n "$synth_model$synth_data" ]; then
+  echo "== stage 5: with synthetic speech${synth_model:+: fine-tuned from $synth_model}" \
+    "${synth_data:+: trained on the real speakers and $synth_data}"
+  if [ -n "$synth_data" ]; then
+    # the same synthetic utterances join every fold: N spread evenly over the sorted ids (which
+    # are grouped by voice), so that every voice has its share and a rerun agrees
+    total=$(wc -l < "$synth_data/utt2spk")
+    n=$synth_utts
+    { [ "$n" -gt 0 ] && [ "$n" -le "$total" ]; } || n=$total
+    mkdir -p "$data/local"
+    sort "$synth_data/utt2spk" | awk -v n="$n" -v t="$total" \
+      'int((NR - 1) * n / t) != int(NR * n / t) { print $1 }' > "$data/local/synth_utts"
+    asr data subset "$synth_data" --utt-list "$data/local/synth_utts" "$data/synth"
+  fi
   for p in "${parts[@]}"; do
-    for s in train dev test; do
-      asr data copy "$data${p:+/$p}/$s" "$data${p:+/$p}/${s}_synthfeat"
-      asr features "$data${p:+/$p}/${s}_synthfeat" --config "$synth_features" --no-progress
-    done
-    train_decode_score "$p" blstm_synthfeat "$conf" _synthfeat
-    train_decode_score "$p" blstm_synthinit "$conf" _synthfeat --init-from "$synth_model"
+    d=$data${p:+/$p}
+    for s in train dev test; do synth_feature_copy "$d/$s"; done
+    train_decode_score "$p" blstm_synthfeat "$conf" _synthfeat train_synthfeat
+    if [ -n "$synth_model" ]; then
+      train_decode_score "$p" blstm_synthinit "$conf" _synthfeat train_synthfeat \
+        --init-from "$synth_model"
+    fi
+    if [ -n "$synth_data" ]; then
+      multi_condition_set "$d"
+      train_decode_score "$p" blstm_multi "$conf" _synthfeat train_multi
+    fi
   done
 fi
 
@@ -130,6 +174,12 @@ if run_stage 6 && [ "$folds" -gt 0 ]; then
   for p in "${parts[@]}"; do cat "$data/$p/test_seen_prompt"; done | sort > "$pooled/seen_prompt"
   for m in "${models[@]}"; do
     for x in greedy "beam$beam_size" "beam${beam_size}_bigram"; do
+      missing=
+      for p in "${parts[@]}"; do
+        [ -f "$exp/$p/$m/decode_$x/text" ] || missing="$missing $p"
+      done
+      # a model that stage 2 or 5 did not train in this run (e.g. --stage 5): said, not pooled
+      [ -z "$missing" ] || { echo "pooled $m $x: not decoded in$missing"; continue; }
       out=$pooled/${m}_$x
       mkdir -p "$out"
       for p in "${parts[@]}"; do cat "$exp/$p/$m/decode_$x/text"; done | sort > "$out/text"
@@ -154,4 +204,50 @@ if run_stage 6 && [ "$folds" -gt 0 ]; then
       fi
     done
   done
+fi
+
+if run_stage 7 && [ "$folds" -gt 0 ]; then
+  name=$starter
+  if [ "$name" = auto ]; then
+    # chosen by cross-validation: the lowest pooled %PER with the bigram among stage 6's rows
+    name=$(for m in "${models[@]}"; do
+      f=$exp/pooled/${m}_beam${beam_size}_bigram/per
+      [ -s "$f" ] && echo "$(awk 'NR == 1 { print $2 }' "$f") $m"
+    done | sort -g | head -1 | cut -d' ' -f2)
+    [ -n "$name" ] || { echo "run.sh: stage 7 needs stage 6's pooled results" >&2; exit 1; }
+  fi
+  per=$exp/pooled/${name}_beam${beam_size}_bigram/per
+  [ -s "$per" ] || { echo "run.sh: --starter $name: no pooled result $per (stage 6)" >&2; exit 1; }
+  echo "== stage 7: the starter model, $name trained on every sample speaker"
+  full=$data/full
+  [ -d "$full/train" ] || { echo "run.sh: $full/train missing: rerun stage 0" >&2; exit 1; }
+  init_opts=()
+  case $name in
+    blstm)
+      for s in train dev; do asr features "$full/$s" --config "$feature_conf" --no-progress; done
+      train_set=train dev_set=dev ;;
+    blstm_synthfeat | blstm_synthinit | blstm_multi)
+      for s in train dev; do synth_feature_copy "$full/$s"; done
+      train_set=train_synthfeat dev_set=dev_synthfeat
+      if [ "$name" = blstm_synthinit ]; then
+        [ -n "$synth_model" ] || { echo "run.sh: --starter $name needs --synth-model" >&2; exit 1; }
+        init_opts=(--init-from "$synth_model")
+      elif [ "$name" = blstm_multi ]; then
+        [ -d "$data/synth" ] || {
+          echo "run.sh: --starter $name needs stage 5's $data/synth" >&2; exit 1; }
+        multi_condition_set "$full"
+        train_set=train_multi
+      fi ;;
+    *) echo "run.sh: --starter $name: not one of auto blstm blstm_synthfeat" \
+         "blstm_synthinit blstm_multi" >&2; exit 2 ;;
+  esac
+  e=$exp/full/$name
+  mkdir -p "$e"
+  asr train --config "$conf" --train-dir "$full/$train_set" --dev-dir "$full/$dev_set" \
+    --exp-dir "$e" --device "$device" --no-progress "${thread_opts[@]}" "${init_opts[@]}" \
+    2>>"$e.log"
+  { echo "# $name trained on every sample speaker ($full/$train_set); its configuration" \
+      "cross-validated over $folds folds (pooled, beam $beam_size + bigram):"
+    head -1 "$per"; } > "$e/cv_per"
+  echo "starter model: $e/final.pt; cross-validated: $(head -1 "$per")"
 fi

@@ -8,7 +8,8 @@
 # training recording, cut at the pauses between words (asr data crop-at-pauses). See RESULTS.
 #
 #   ./run.sh [--corpus-dir DIR] [--stage N] [--stop-stage M] [--seed S] [--threads N]
-#            [--splice-utts N] [--crops-per-utt N] [--precision auto|fp32|bf16]
+#            [--splice-utts N] [--fragments P] [--crops-per-utt N]
+#            [--precision auto|fp32|bf16]
 #            [--data DIR] [--exp DIR]
 #
 # --precision overrides the training config's (auto: bf16 where the CPU runs it natively);
@@ -27,6 +28,7 @@ seed=0            # model initialisation, batch order, spliced utterances and cr
 # Spliced word sequences by default: on whole recordings alone seeds 2-4 stayed on the CTC
 # plateau, and crops at pauses left 0.8-6.3% WER (see RESULTS)
 splice_utts=400   # 0: no spliced utterances
+fragments=0       # chance of an unlabelled word fragment at each end of a spliced utterance
 crops_per_utt=0   # used when --splice-utts is 0; 0: train on the whole recordings only
 precision=        # empty: the training config's
 # One torch thread by default: the result is then the same on every run (more threads change
@@ -62,7 +64,7 @@ if run_stage 0; then
   asr data subset "$data/train" --last 5 "$data/dev"
   if [ "$train_set" = train_splice ]; then
     asr data splice-words "$data/train_nodev" "$data/$train_set" --count "$splice_utts" \
-      --seed "$seed"
+      --fragments "$fragments" --seed "$seed"
   elif [ "$train_set" = train_crops ]; then
     asr data crop-at-pauses "$data/train_nodev" "$data/$train_set" --per-utt "$crops_per_utt" \
       --seed "$seed"
