@@ -146,3 +146,41 @@ def test_timit_recipe_cross_validates_over_folds(timit_dir: Path, tmp_path: Path
         assert feats == yaml.safe_load((fold / "dev_synthfeat" / "feats.yaml").read_text())
         log = (tmp_path / "exp" / f"fold{k}" / "blstm_multi" / "train.log").read_text()
         assert f"train_multi ({len(multi)} utts), dev {fold / 'dev_synthfeat'} " in log
+
+
+def _stage7(tmp_path: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    command = ["bash", str(RECIPE / "run.sh"), "--sample", "--folds", "8", "--stage", "7"]
+    command += [*options, "--data", str(tmp_path / "data"), "--exp", str(tmp_path / "exp")]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+
+def test_starter_stage_takes_the_lowest_pooled_row_and_refuses_what_it_cannot_train(
+    tmp_path: Path,
+) -> None:
+    """Stage 7 alone, on hand-written pooled results: no training reached, each refusal one
+    line; auto names the row with the lowest pooled PER before it looks for data/full."""
+    done = _stage7(tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.strip() == "run.sh: stage 7 needs stage 6's pooled results"
+    for model, per in (("blstm", "50.00"), ("blstm_synthfeat", "40.00"), ("blstm_multi", "45.00")):
+        pooled = tmp_path / "exp" / "pooled" / f"{model}_beam10_bigram"
+        pooled.mkdir(parents=True)
+        (pooled / "per").write_text(f"%PER {per} [ 1 / 2, 0 ins, 0 del, 1 sub ]\n")
+    # without a synthetic option only the blstm row is the recipe's: it is the one chosen
+    done = _stage7(tmp_path)
+    assert "the starter model, blstm trained on every sample speaker" in done.stdout
+    assert done.returncode == 1 and "data/full/train missing: rerun stage 0" in done.stderr
+    done = _stage7(tmp_path, "--synth-data", str(tmp_path / "synth"))
+    assert "the starter model, blstm_synthfeat trained on every sample speaker" in done.stdout
+    done = _stage7(tmp_path, "--starter", "blstm_synthinit")
+    assert done.returncode == 1
+    missing = tmp_path / "exp" / "pooled" / "blstm_synthinit_beam10_bigram" / "per"
+    assert (
+        done.stderr.strip()
+        == f"run.sh: --starter blstm_synthinit: no pooled result {missing} (stage 6)"
+    )
+    done = _stage7(tmp_path, "--starter", "lstm")
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "run.sh: --starter lstm: not one of auto blstm blstm_synthfeat blstm_synthinit blstm_multi"
+    )

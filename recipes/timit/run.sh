@@ -212,10 +212,15 @@ if run_stage 7 && [ "$folds" -gt 0 ]; then
     # chosen by cross-validation: the lowest pooled %PER with the bigram among stage 6's rows
     name=$(for m in "${models[@]}"; do
       f=$exp/pooled/${m}_beam${beam_size}_bigram/per
-      [ -s "$f" ] && echo "$(awk 'NR == 1 { print $2 }' "$f") $m"
+      if [ -s "$f" ]; then echo "$(awk 'NR == 1 { print $2 }' "$f") $m"; fi
     done | sort -g | head -1 | cut -d' ' -f2)
     [ -n "$name" ] || { echo "run.sh: stage 7 needs stage 6's pooled results" >&2; exit 1; }
   fi
+  case $name in
+    blstm | blstm_synthfeat | blstm_synthinit | blstm_multi) ;;
+    *) echo "run.sh: --starter $name: not one of auto blstm blstm_synthfeat" \
+         "blstm_synthinit blstm_multi" >&2; exit 2 ;;
+  esac
   per=$exp/pooled/${name}_beam${beam_size}_bigram/per
   [ -s "$per" ] || { echo "run.sh: --starter $name: no pooled result $per (stage 6)" >&2; exit 1; }
   echo "== stage 7: the starter model, $name trained on every sample speaker"
@@ -238,8 +243,6 @@ if run_stage 7 && [ "$folds" -gt 0 ]; then
         multi_condition_set "$full"
         train_set=train_multi
       fi ;;
-    *) echo "run.sh: --starter $name: not one of auto blstm blstm_synthfeat" \
-         "blstm_synthinit blstm_multi" >&2; exit 2 ;;
   esac
   e=$exp/full/$name
   mkdir -p "$e"
