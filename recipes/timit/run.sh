@@ -14,7 +14,7 @@
 # Stages:
 #   0  asr prepare timit: train (462 speakers, SI+SX), dev (50), core test (24); SA excluded.
 #      With --folds N: data/fold1 ... data/foldN, each with train, dev and test (exp/foldK
-#      likewise), and stages 1-5 run for each fold
+#      likewise), and stages 1-5 run for each fold; data/full (every speaker) for stage 7
 #   1  features: 40 log-mel + energy, deltas, per-speaker CMVN (conf/fbank.yaml)
 #   2  train (conf/train_cpu.yaml; conf/train_graves.yaml is the published 5x250 setup)
 #   3  decode test: greedy, CTC prefix beam search, and beam search with a phone bigram LM
