@@ -185,3 +185,26 @@ def test_starter_stage_takes_the_lowest_pooled_row_and_refuses_what_it_cannot_tr
     assert done.stderr.strip() == (
         "run.sh: --starter lstm: not one of auto blstm blstm_synthfeat blstm_synthinit blstm_multi"
     )
+
+
+def test_synthetic_data_options_are_checked_before_any_work(tmp_path: Path) -> None:
+    """A --synth-data that is no data directory, or a --synth-utts that is no count: one line
+    each, before stage 5 copies or trains anything."""
+    command = ["bash", str(RECIPE / "run.sh"), "--sample", "--folds", "8", "--stage", "5"]
+    command += ["--stop-stage", "5", "--data", str(tmp_path / "data"), "--exp", str(tmp_path / "e")]
+    missing = tmp_path / "nothing"
+    done = subprocess.run([*command, "--synth-data", str(missing)], capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        f"run.sh: --synth-data {missing}: not a data directory with text and utt2spk"
+    )
+    synth = tmp_path / "synth"
+    synth.mkdir()
+    (synth / "utt2spk").write_text("v1-u1 v1\n")
+    (synth / "text").write_text("v1-u1 aa b\n")
+    done = subprocess.run(
+        [*command, "--synth-data", str(synth), "--synth-utts", "-3"], capture_output=True, text=True
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip() == "run.sh: --synth-utts -3: a count of utterances (0: all)"
+    assert not (tmp_path / "data").exists() and not (tmp_path / "e").exists()

@@ -141,6 +141,11 @@ if run_stage 5 && [ -n "$synth_model$synth_data" ]; then
   echo "== stage 5: with synthetic speech${synth_model:+: fine-tuned from $synth_model}" \
     "${synth_data:+: trained on the real speakers and $synth_data}"
   if [ -n "$synth_data" ]; then
+    [ -s "$synth_data/utt2spk" ] && [ -s "$synth_data/text" ] || {
+      echo "run.sh: --synth-data $synth_data: not a data directory with text and utt2spk" >&2
+      exit 1; }
+    [[ $synth_utts =~ ^[0-9]+$ ]] || {
+      echo "run.sh: --synth-utts $synth_utts: a count of utterances (0: all)" >&2; exit 1; }
     # the same synthetic utterances join every fold: N spread evenly over the sorted ids (which
     # are grouped by voice), so that every voice has its share and a rerun agrees
     total=$(wc -l < "$synth_data/utt2spk")
