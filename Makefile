@@ -34,6 +34,9 @@ $(VENV)/.installed: pyproject.toml setup.py asr/score/_calign.c
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[test]'
+	# whisper's writers (whisper/utils.py, standard library only) read our JSON in the tests;
+	# --no-deps: whisper's own model needs triton and numba, which nothing here imports
+	$(BIN)/pip install -q --no-deps openai-whisper==20250625
 	touch $@
 
 # KenLM n-gram tools (about 1-2 min on 2 cores); the script is a no-op once they run.

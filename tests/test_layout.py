@@ -22,7 +22,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "asr"
 
 # Lowest first. "shared" is the handful of small modules any stage may use.
 STAGES: list[tuple[str, tuple[str, ...]]] = [
-    ("shared", ("asr.errors", "asr.fileio", "asr.config", "asr.resources")),
+    ("shared", ("asr.errors", "asr.fileio", "asr.config", "asr.version", "asr.resources")),
     ("data", ("asr.data",)),
     ("units", ("asr.units",)),
     ("features", ("asr.features",)),

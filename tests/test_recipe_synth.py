@@ -66,7 +66,7 @@ def test_synth_recipe_prints_per_wer_and_a_transcript(tmp_path: Path) -> None:
     test = DataDir.load(tmp_path / "data" / "test")
     phones = sum(len(line.split()) - 1 for line in (tmp_path / "data" / "test" / "phones")
                  .read_text().splitlines())  # fmt: skip
-    words = sum(len(t.split()) for t in test.text.values())
+    words = words_in_test = sum(len(t.split()) for t in test.text.values())
     for decoder in ("greedy", "beam4"):
         per = re.search(rf"^phone {decoder} %PER (\S+) \[ (\d+) / (\d+),", out, re.MULTILINE)
         wer = re.search(rf"^word  {decoder} %WER (\S+) \[ (\d+) / (\d+),", out, re.MULTILINE)
@@ -94,13 +94,33 @@ def test_synth_recipe_prints_per_wer_and_a_transcript(tmp_path: Path) -> None:
     assert {w for line in hyps for w in line.split()[1:]} <= train_words
     transcript = re.search(r"^REF: (.*)\nHYP: (.*)$", out, re.MULTILINE)
     assert transcript and transcript.group(1) == next(iter(sorted(test.text.items())))[1]
-    # Stage 6 went through `asr transcribe`: its JSON has the printed text and timed words.
+    # Stage 7 went through `asr transcribe` with the packaged lexicon + LM: its JSON has the
+    # printed text, whisper's segments and timed words, all lexicon words.
     (result,) = (tmp_path / "exp" / "word" / "transcribe").glob("*.json")
     words = json.loads(result.read_text(encoding="utf-8"))
     assert words["text"] == transcript.group(2)
+    assert words["decoder"].startswith("lexicon beam search, beam 50, word LM weight")
+    assert set(words["text"].split()) <= train_words
+    assert " ".join(s["text"].strip() for s in words["segments"]) == words["text"]
     starts = [w["start"] for w in words["words"]]
     assert starts == sorted(starts)
     assert all(0 <= w["start"] <= w["end"] <= words["duration"] for w in words["words"])
+    # The package's model card records the scored results; stage 8 transcribed every test file
+    # and got asr decode's WER on the same (per-utterance normalised) features.
+    card = (exp_word / "MODEL_CARD.md").read_text()
+    assert f"| unseen voices (test), lexicon + 3-gram | %WER | {float(lex.group(1))} |" in card
+    assert "- lexicon: embedded" in card and "- training set: " in card
+    decoded = re.search(r"^decode .*: lex3g %WER (\S+) \[ \d+ / (\d+),", out, re.MULTILINE)
+    assert decoded and int(decoded.group(2)) == words_in_test, out[-2000:]
+    transcribed = {}
+    for precision in ("fp32", "auto"):
+        line = rf"^transcribe --precision {precision} .*: lex3g %WER (\S+) \[ \d+ / (\d+),"
+        found = re.search(line, out, re.MULTILINE)
+        assert found and int(found.group(2)) == words_in_test, out[-2000:]
+        transcribed[precision] = float(found.group(1))
+    assert abs(float(decoded.group(1)) - transcribed["fp32"]) <= 0.5, out[-800:]
+    # bf16 where native: at this size (about 240 words) one word is 0.4 points
+    assert abs(transcribed["auto"] - transcribed["fp32"]) <= 1.0, out[-800:]
     for model in ("phone", "word"):
         assert (tmp_path / "exp" / model / "final.pt").is_file()
         assert (tmp_path / "exp" / model / "curves.png").is_file()

@@ -260,22 +260,33 @@ def test_long_recording_goes_through_windows_with_absolute_times(package: Path) 
     wave = signal(parts, seed=5)
     expected = onsets(parts)
     windowed = load_model(package, max_window_seconds=3.0, overlap_seconds=0.6)
-    calls: list[int] = []
+    calls: list[list[int]] = []
     network = windowed._network
 
     def spy(feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        calls.append(max(f.shape[0] for f in feats))
+        calls.append([f.shape[0] for f in feats])
         return network(feats)
 
     windowed._network = spy  # type: ignore[method-assign]
     result = windowed.transcribe(wave, RATE)
-    assert len(calls) >= 5 and max(calls) <= 300  # windows of at most 3 s (10 ms frames)
+    # the windows go through the network together (300 s of audio per batch by default)
+    assert len(calls) == 1 and len(calls[0]) >= 5
+    assert max(calls[0]) <= 300  # windows of at most 3 s (10 ms frames)
     starts = [w.start for w in result.words]
     assert starts == sorted(starts)
     check_words(result.words, expected)  # none lost or doubled at the cuts, times absolute
     assert result.duration == pytest.approx(len(wave) / RATE)
     whole = load_model(package, max_window_seconds=60.0).transcribe(wave, RATE)
     assert whole.text == result.text
+    # one window per batch (batch_seconds = the window) gives the same words and times
+    calls.clear()
+    ((_, alone),) = list(windowed.transcribe_many([(wave, RATE)], batch_seconds=3.0))
+    assert len(calls) >= 5 and all(len(c) == 1 for c in calls)
+    for ours, theirs in ((alone.words, result.words), (alone.units, result.units)):
+        assert [(u.text, u.start, u.end) for u in ours] == [
+            (u.text, u.start, u.end) for u in theirs
+        ]
+        assert [u.confidence for u in ours] == pytest.approx([u.confidence for u in theirs])
 
 
 def test_per_recording_cmvn_ignores_gain_and_windows_share_the_stats(tmp_path) -> None:

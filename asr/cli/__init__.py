@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "train": "train a CTC model",
     "average": "average the weights of the best or last N epochs into one model package",
     "package": "write the deployable model package of a run (averaged epochs, lexicon, LM)",
+    "info": "print what a model package is: its model card (architecture, data, results)",
     "export": "export a model package as TorchScript or ONNX (features in, log-probs out)",
     "lexicon": "make a pronunciation lexicon (phones from CMUdict + letter-to-sound, chars, BPE)",
     "bpe": "train a sentencepiece (unigram or BPE) subword model, segment transcripts",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
+import sys
 
 from asr.errors import ConfigError
 from asr.training.distributed import world_from_env
@@ -87,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         overrides=overrides,
         init_from=args.init_from,
+        command=shlex.join(["asr", *sys.argv[1:]]),
     )
 
     if world_from_env().is_main:  # one summary, not one per torchrun process

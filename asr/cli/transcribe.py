@@ -12,9 +12,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from asr.data.audio import load_audio
+from asr.data.wav_stream import wav_stream
+from asr.decoding.timing import TimedUnit
 from asr.errors import AsrError, AudioError, ConfigError
 from asr.fileio import fault_point
 from asr.transcribe import load_model
+from asr.transcribe.online import load_online_model
 from asr.transcribe.recognizer import DEFAULT_OVERLAP_SECONDS
 from asr.transcribe.writers import assign_stems, parse_formats, write_transcript
 
@@ -57,7 +61,21 @@ def add_parser(subparsers: argparse._SubParsersAction, help: str | None = None) 
         "--threads", type=int, default=None, help="CPU threads for torch (default: all cores)"
     )
     parser.add_argument(
-        "--bf16", action="store_true", help="run the network in bf16 (GPUs, CPUs with AMX)"
+        "--precision",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        default="auto",
+        help="the network's arithmetic: auto (default) is bf16 where the CPU (AVX-512 BF16, "
+        "AMX) or GPU runs it natively, else fp32 (fp16 on GPUs without bf16); ASR_CPU_BF16=0 "
+        "or 1 overrides the CPU detection",
+    )
+    parser.add_argument("--bf16", action="store_true", help="the same as --precision bf16")
+    parser.add_argument(
+        "--backend",
+        choices=("torch", "onnxruntime"),
+        default="torch",
+        help="what runs the network: torch (default), or onnxruntime (the network exported to "
+        "ONNX when loaded and checked against torch, as asr export does; CPU, fp32; needs "
+        "pip install 'asr[export]')",
     )
     parser.add_argument(
         "--batch-seconds",
@@ -72,6 +90,57 @@ def add_parser(subparsers: argparse._SubParsersAction, help: str | None = None) 
         help="longer recordings are decoded in overlapping windows of at most this (default 30)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    search = parser.add_argument_group(
+        "search",
+        "A package made with 'asr package --lexicon/--lm' decodes with its lexicon + LM beam "
+        "search, using the LM weight and word score it recorded from the recipe's dev grid "
+        "(--tuned-on); any other package decodes greedily. These override.",
+    )
+    search.add_argument(
+        "--beam-size",
+        type=int,
+        default=None,
+        help="hypotheses kept per frame (lexicon + LM search: default the package's, else 50; "
+        "without a lexicon or LM: 1 = greedy, the default, N > 1 = CTC prefix beam search)",
+    )
+    search.add_argument(
+        "--lm-weight", type=float, default=None, help="weight of the LM (default: the package's)"
+    )
+    search.add_argument(
+        "--word-score",
+        type=float,
+        default=None,
+        help="score added per word (default: the package's)",
+    )
+    search.add_argument(
+        "--no-lm",
+        action="store_true",
+        help="ignore the package's lexicon and LM: greedy, or prefix beam search with --beam-size",
+    )
+    search.add_argument(
+        "--nbest",
+        type=int,
+        default=1,
+        metavar="N",
+        help="put the N best hypotheses with their scores in the JSON ('nbest'; needs a beam "
+        "search: the lexicon + LM search or --beam-size N or more)",
+    )
+    online = parser.add_argument_group(
+        "online decoding",
+        "A forward-only model decodes the audio as it arrives: each word goes to stdout as "
+        "soon as it is final, as SOURCE<TAB>START<TAB>END<TAB>WORD (raw times in seconds), "
+        "instead of one line per input. Greedy; running CMVN for models trained with "
+        "per-speaker or per-utterance CMVN. - reads a WAV stream from stdin as it comes "
+        "(at the model's sample rate, e.g. arecord -f S16_LE -r 16000 -t wav); files are read "
+        "whole and fed in chunks. --format/--output-dir files are written at each input's end.",
+    )
+    online.add_argument("--online", action="store_true", help="decode as the audio arrives")
+    online.add_argument(
+        "--chunk-ms",
+        type=float,
+        default=100.0,
+        help="milliseconds of audio fed at a time (default 100)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -166,6 +235,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--max-window-seconds {args.max_window_seconds}: must be positive")
     if args.batch_seconds <= 0:
         raise ConfigError(f"--batch-seconds {args.batch_seconds}: must be positive")
+    if args.nbest < 1:
+        raise ConfigError(f"--nbest {args.nbest}: must be at least 1")
+    if args.beam_size is not None and args.beam_size < 1:
+        raise ConfigError(f"--beam-size {args.beam_size}: must be at least 1")
     formats: list[str] = []
     if args.format is not None:
         formats = parse_formats(args.format)
@@ -175,15 +248,24 @@ def run(args: argparse.Namespace) -> int:
     if args.inputs.count("-") > 1:
         raise ConfigError("- (stdin) given more than once")
 
+    if args.online:
+        return run_online(args, formats, out_dir)
     # the model first: a bad model file is one line before anything else happens
     recognizer = load_model(
         args.model,
         device=args.device,
         threads=args.threads,
-        bf16=args.bf16,
+        precision="bf16" if args.bf16 else args.precision,
+        backend=args.backend,
         max_window_seconds=args.max_window_seconds,
         overlap_seconds=min(DEFAULT_OVERLAP_SECONDS, args.max_window_seconds / 4),
+        beam_size=args.beam_size,
+        lm_weight=args.lm_weight,
+        word_score=args.word_score,
+        use_lm=not args.no_lm,
+        nbest=args.nbest,
     )
+
     if formats:
         _check_output_dir(out_dir)
     inputs, failures = expand_inputs(args.inputs)
@@ -261,7 +343,99 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"asr transcribe: {done} file{'' if done == 1 else 's'} transcribed "
         f"({audio_seconds / 3600:.3f} h of audio in {elapsed:.1f} s, real-time factor "
-        f"{rtf:.4f}), {len(failures)} failed{repeated}",
+        f"{rtf:.4f}), {len(failures)} failed{repeated}; {recognizer.search.description}; "
+        f"{recognizer.backend} {recognizer.precision}",
         file=sys.stderr,
     )
     return 1 if failures else 0
+
+
+def run_online(args: argparse.Namespace, formats: list[str], out_dir: Path) -> int:
+    """``--online``: each input decoded chunk by chunk, its words printed as they are final."""
+    offline_only = [
+        name
+        for name, given in (
+            ("--beam-size", args.beam_size is not None),
+            ("--lm-weight", args.lm_weight is not None),
+            ("--word-score", args.word_score is not None),
+            ("--nbest", args.nbest != 1),
+            ("--backend onnxruntime", args.backend != "torch"),
+        )
+        if given
+    ]
+    if offline_only:
+        raise ConfigError(
+            f"online decoding is greedy with torch: {', '.join(offline_only)} do not apply"
+        )
+    if not args.chunk_ms > 0:
+        raise ConfigError(f"--chunk-ms {args.chunk_ms}: must be positive")
+    recognizer = load_online_model(
+        args.model,
+        device=args.device,
+        threads=args.threads,
+        precision="bf16" if args.bf16 else args.precision,
+    )
+    if formats:
+        _check_output_dir(out_dir)
+    inputs, failures = expand_inputs(args.inputs)
+    for line in failures:
+        print(f"asr transcribe: error: {escape_name(line)}", file=sys.stderr)
+    inputs, repeats = assign_stems(inputs)
+    rate = recognizer.sample_rate
+    block = max(1, int(round(args.chunk_ms / 1000.0 * rate)))
+    done = 0
+    audio_seconds = 0.0
+    start = time.perf_counter()
+    for path, stem in inputs:
+        name = STDIN_NAME if path == "-" else path
+        try:
+            if path == "-":
+                got, blocks = wav_stream(sys.stdin.buffer, STDIN_NAME, block)
+                if got != rate:
+                    raise AudioError(
+                        f"{STDIN_NAME}: {got} Hz audio; online decoding of a stream needs the "
+                        f"model's {rate} Hz (e.g. sox - -r {rate} -t wav -)"
+                    )
+            else:
+                try:
+                    wave, _ = load_audio(path, rate)
+                except OSError as exc:
+                    raise AudioError(f"{path}: cannot read ({exc.strerror or exc})") from None
+                blocks = (wave[i : i + block] for i in range(0, len(wave), block))
+            for chunk in blocks:
+                for word in recognizer.accept(chunk):
+                    _print_word(name, word)
+            last, transcript = recognizer.finish(source=name)
+        except AsrError as exc:
+            recognizer.reset()
+            print(f"asr transcribe: error: {escape_name(str(exc))}", file=sys.stderr)
+            failures.append(str(exc))
+            continue
+        for word in last:
+            _print_word(name, word)
+        if formats:
+            try:
+                write_transcript(transcript, out_dir, stem, formats)
+            except OSError as exc:
+                target = exc.filename or out_dir / stem
+                message = f"{target}: cannot write ({exc.strerror or exc})"
+                print(f"asr transcribe: error: {escape_name(message)}", file=sys.stderr)
+                failures.append(message)
+                continue
+        done += 1
+        audio_seconds += transcript.duration
+    elapsed = time.perf_counter() - start
+    rtf = elapsed / audio_seconds if audio_seconds else 0.0
+    repeated = f", {repeats} repeated input{'' if repeats == 1 else 's'} skipped" if repeats else ""
+    print(
+        f"asr transcribe: {done} file{'' if done == 1 else 's'} transcribed online "
+        f"({audio_seconds / 3600:.3f} h of audio in {elapsed:.1f} s, real-time factor "
+        f"{rtf:.4f}, chunks of {args.chunk_ms:g} ms), {len(failures)} failed{repeated}; "
+        f"greedy, online; torch {recognizer.precision}",
+        file=sys.stderr,
+    )
+    return 1 if failures else 0
+
+
+def _print_word(name: str, word: TimedUnit) -> None:
+    print(f"{escape_name(name)}\t{word.start:.2f}\t{word.end:.2f}\t{word.text}", flush=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import time
@@ -80,14 +81,26 @@ def grid_name(lm_weight: float, word_score: float) -> str:
 
 def read_best(decode_dir: str | os.PathLike) -> tuple[float, float]:
     """(lm_weight, word_score) tuned by an earlier grid decode: ``DECODE_DIR/best.json``."""
+    tuning = read_tuning(decode_dir)
+    return tuning["lm_weight"], tuning["word_score"]
+
+
+def read_tuning(decode_dir: str | os.PathLike) -> dict[str, float]:
+    """``DECODE_DIR/best.json`` of a grid decode: ``lm_weight``, ``word_score`` and, where it
+    was scored, ``wer`` (the best point's dev WER)."""
     path = Path(decode_dir) / "best.json"
     try:
         best = json.loads(path.read_text(encoding="utf-8"))
-        return float(best["lm_weight"]), float(best["word_score"])
+        tuning = {"lm_weight": float(best["lm_weight"]), "word_score": float(best["word_score"])}
+        if best.get("wer") is not None:
+            tuning["wer"] = float(best["wer"])
     except FileNotFoundError:
         raise ConfigError(f"{path}: not found (decode dev with a weight grid first)") from None
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ConfigError(f"{path}: not a tuning result ({type(exc).__name__}: {exc})") from None
+    if not all(math.isfinite(v) for v in tuning.values()):
+        raise ConfigError(f"{path}: not a tuning result (a value is not finite)")
+    return tuning
 
 
 def decode_datadir(

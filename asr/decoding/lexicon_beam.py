@@ -109,13 +109,18 @@ class DecoderOptions:
 class Hypothesis:
     """One decoding result. ``score`` is the search's total (natural log): ``am_score`` +
     ``lm_weight * lm_score`` + word scores (+ silence scores). ``tokens`` are the CTC-collapsed
-    token ids without blanks (with the silence token where the search put one)."""
+    token ids without blanks (with the silence token where the search put one).
+    ``frame_tokens``: the path, one token id per frame of the input; ``word_frames``: for a
+    lexicon search, the frame on which each of ``words`` was completed (its separator's first
+    frame: the word's own tokens lie before it); empty for lexicon-free search."""
 
     words: list[str]
     tokens: list[int]
     score: float
     am_score: float
     lm_score: float
+    frame_tokens: list[int] = field(default_factory=list)
+    word_frames: list[int] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -371,12 +376,19 @@ class LexiconDecoder:
         hypotheses: list[Hypothesis] = []
         seen: set[tuple] = set()
         for result in sorted(results, key=lambda r: -r.score):
-            # result.tokens: one per frame, with a padding entry before the first frame
-            tokens = _collapse(list(result.tokens)[1 : frames + 1])
+            # result.tokens and result.words: one entry per frame, with a padding entry before
+            # the first frame (so entry k + 1 is frame k; the end frame added above is frame T)
+            path = list(result.tokens)[1 : frames + 1]
+            tokens = _collapse(path)
+            word_frames: list[int] = []
             if self.lexicon_free:
                 words = self.tokens.decode(tokens).split()
             else:
-                words = [self.words[w] for w in result.words if w >= 0]
+                words = []
+                for k, w in enumerate(list(result.words)[1:]):
+                    if w >= 0:
+                        words.append(self.words[w])
+                        word_frames.append(k)
             key = tuple(words)
             if key in seen:
                 continue
@@ -388,6 +400,8 @@ class LexiconDecoder:
                     float(result.score),
                     float(result.emittingModelScore),
                     float(result.lmScore) * LN10,
+                    path,
+                    word_frames,
                 )
             )
             if len(hypotheses) == self.options.nbest:

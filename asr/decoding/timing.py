@@ -103,6 +103,20 @@ def greedy_spans(
     return _path_spans(path, scores, blank)
 
 
+def path_spans(
+    path: Sequence[int] | np.ndarray,
+    log_probs: torch.Tensor | np.ndarray,
+    blank: int = 0,
+) -> list[TokenSpan]:
+    """The token spans of a given frame path (one label per frame of ``log_probs``), e.g. the
+    path a beam search chose, with confidences read from ``log_probs``."""
+    scores = _as_2d(log_probs, None)
+    labels = np.asarray(path, dtype=np.int64)
+    if labels.shape != (scores.shape[0],):
+        raise ValueError(f"a path of {labels.size} labels for {scores.shape[0]} frames")
+    return _path_spans(labels, scores, blank)
+
+
 def forced_align(
     log_probs: torch.Tensor | np.ndarray,
     targets: Sequence[int],
@@ -189,6 +203,53 @@ def extend_ends(items: Sequence[TimedUnit], limit: float) -> list[TimedUnit]:
         if gap > 0 and limit > 0:
             out[k] = dataclasses.replace(out[k], end=out[k].end + min(gap / 2, limit))
     return out
+
+
+def searched_words(
+    spans: Sequence[TokenSpan],
+    words: Sequence[str],
+    word_frames: Sequence[int],
+    tokens: TokenList,
+    frame_seconds: float,
+    offset: float = 0.0,
+    end_extension: float = DEFAULT_END_EXTENSION,
+    between_words: Sequence[int] = (),
+) -> tuple[list[TimedUnit], list[TimedUnit]]:
+    """(words, units) in seconds of a lexicon search's hypothesis: ``spans`` of its frame path,
+    its ``words`` and the frame on which each was completed (``word_frames``).
+
+    Word ``k`` is made of the spans that start after word ``k - 1`` was completed and before
+    word ``k`` was, leaving out the tokens that only separate words (``between_words``: a char
+    model's ``<space>``, a phone model's silence). Its text is the lexicon word, not its
+    spelling: a phone model's words are then words. A word with no span of its own (possible
+    only with pruning at its very end) gets a zero-length time at its completion frame.
+    Units are as in :func:`timed_units`: every span but a char model's ``<space>``.
+    """
+    if len(words) != len(word_frames):
+        raise ValueError(f"{len(words)} words but {len(word_frames)} completion frames")
+    if frame_seconds <= 0:
+        raise ValueError(f"frame_seconds must be positive, got {frame_seconds}")
+    separators = set(between_words)
+    space = tokens.symbols.index(SPACE) if SPACE in tokens else -1
+    units = [
+        _unit(tokens.symbols[s.token], [s], frame_seconds, offset)
+        for s in spans
+        if s.token != space
+    ]
+    timed: list[TimedUnit] = []
+    inside = [s for s in spans if s.token not in separators and s.token != space]
+    k = 0
+    for word, done in zip(words, word_frames, strict=True):
+        group = []
+        while k < len(inside) and inside[k].start < done:
+            group.append(inside[k])
+            k += 1
+        if group:
+            timed.append(_unit(word, group, frame_seconds, offset))
+        else:
+            at = offset + done * frame_seconds
+            timed.append(TimedUnit(word, at, at, 0.0))
+    return extend_ends(timed, end_extension), extend_ends(units, end_extension)
 
 
 def timed_units(

@@ -111,6 +111,59 @@ def apply_cmvn(feats: torch.Tensor, stats: torch.Tensor, norm_vars: bool = False
     return feats - mean.to(feats)
 
 
+# Kaldi's online CMVN (apply-cmvn-online, OnlineCmvnOptions.global_frames): before a recording
+# has many frames of its own, its statistics lean on the training set's, counted as this many
+# frames.
+RUNNING_PRIOR_FRAMES = 200
+
+
+def running_prior(global_stats: torch.Tensor | None, dim: int) -> torch.Tensor:
+    """The starting statistics of running CMVN: ``global_stats`` (Kaldi layout) scaled to
+    :data:`RUNNING_PRIOR_FRAMES` frames, or zeros when there are none."""
+    if global_stats is None:
+        return torch.zeros(2, dim + 1, dtype=torch.float64)
+    stats = torch.as_tensor(global_stats, dtype=torch.float64)
+    if stats.shape != (2, dim + 1):
+        raise ValueError(f"running_prior: stats of shape {tuple(stats.shape)} for dim {dim}")
+    count = float(stats[0, dim])
+    if count < 1.0:
+        return torch.zeros(2, dim + 1, dtype=torch.float64)
+    return stats * (RUNNING_PRIOR_FRAMES / count)
+
+
+def running_cmvn(
+    feats: torch.Tensor, prior: torch.Tensor, norm_vars: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """CMVN of each frame by the statistics of every frame up to and including it, on top of
+    ``prior`` (``(2, dim + 1)``, e.g. :func:`running_prior`, or what the previous call returned):
+    the causal CMVN an online decoder can apply (Kaldi's online CMVN without its sliding window).
+
+    Returns the normalised ``(T, D)`` frames and the statistics after the last one, so a
+    recording cut into chunks, each passed with the previous call's statistics, is normalised
+    exactly as the whole recording in one call (the sums run frame by frame either way).
+    """
+    dim = feats.shape[-1]
+    if feats.dim() != 2 or prior.shape != (2, dim + 1):
+        raise ValueError(
+            f"running_cmvn: features {tuple(feats.shape)} and stats {tuple(prior.shape)}"
+        )
+    if feats.shape[0] == 0:
+        return feats, prior.clone()
+    x = feats.detach().to(torch.float64)
+    ones = torch.ones(x.shape[0], 1, dtype=torch.float64)
+    rows = torch.cat([torch.cat([x, ones], 1), torch.cat([x.square(), ones * 0], 1)], 1)
+    start = torch.cat([prior[0], prior[1]])[None]
+    sums = torch.cat([start, rows]).cumsum(0)[1:]  # (T, 2 * (dim + 1)), running from the prior
+    count = sums[:, dim : dim + 1].clamp_min(1.0)
+    mean = sums[:, :dim] / count
+    out = x - mean
+    if norm_vars:
+        var = (sums[:, dim + 1 : 2 * dim + 1] / count - mean.square()).clamp_min(1.0e-20)
+        out = out * var.rsqrt()
+    last = sums[-1]
+    return out.to(feats.dtype), torch.stack([last[: dim + 1], last[dim + 1 :]])
+
+
 def read_speaker_cmvn(data_dir: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Per-speaker CMVN stats from ``DATA_DIR/cmvn.scp`` (speaker id -> ``(2, dim+1)``)."""
     path = Path(data_dir) / "cmvn.scp"

@@ -35,7 +35,7 @@ import json
 import math
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,7 @@ from torch import nn
 
 from asr.errors import AsrError, ConfigError
 from asr.fileio import atomic_write, remove_stale_temps
-from asr.nn.load import load_network
+from asr.nn.load import LoadedNetwork, load_network
 
 FORMATS = ("torchscript", "onnx")
 METADATA_KEY = "asr.json"
@@ -222,7 +222,7 @@ def _to_onnx(module: ExportableModel, metadata: dict[str, Any], input_dim: int) 
 
 
 def _runner(fmt: str, data: bytes) -> Any:
-    """A function (feats, lengths) -> log_probs numpy array, running the exported bytes."""
+    """A function (feats, lengths) -> log_probs, running the exported bytes."""
     if fmt == "torchscript":
         with _quiet_jit():
             loaded = torch.jit.load(io.BytesIO(data), map_location="cpu")
@@ -233,15 +233,31 @@ def _runner(fmt: str, data: bytes) -> Any:
                 return loaded(feats, lengths)[0]
 
         return run
+    session = onnx_session(data)
+    return lambda feats, lengths: session(feats, lengths)[0]
+
+
+def onnx_session(
+    data: bytes, threads: int | None = None
+) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """An onnxruntime CPU session of an exported network, as a function (feats, lengths) ->
+    (log_probs, out_lengths) on torch tensors; ``threads``: its intra-op threads (None: its
+    own default)."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3  # no warnings about unused initializers on stderr
+    if threads is not None:
+        options.intra_op_num_threads = threads
     session = onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
 
-    def run(feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        outputs = session.run(None, {"feats": feats.numpy(), "lengths": lengths.numpy()})
-        return torch.from_numpy(outputs[0])
+    def run(feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        inputs = {
+            "feats": feats.detach().float().cpu().numpy(),
+            "lengths": lengths.detach().cpu().numpy(),
+        }
+        log_probs, out_lengths = session.run(None, inputs)
+        return torch.from_numpy(log_probs), torch.from_numpy(out_lengths)
 
     return run
 
@@ -297,17 +313,32 @@ def export_model(
     difference exceeds ``tolerance``, and then writes nothing."""
     if fmt not in FORMATS:
         raise ConfigError(f"export format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-
     loaded = load_network(model_path)  # refuses a package with NaN or infinite weights
+    data, checks = export_network(loaded, fmt, tolerance, str(model_path))
+    report = ExportReport(Path(out_path), fmt, checks)
+    remove_stale_temps(out_path)  # what a killed earlier export of this file left
+    with atomic_write(out_path, "wb") as handle:
+        handle.write(data)
+    return report
+
+
+def export_network(
+    loaded: LoadedNetwork, fmt: str, tolerance: float = 1e-4, source: str = "model"
+) -> tuple[bytes, list[ExportCheck]]:
+    """The exported bytes of a loaded package's network and the checks they passed (see the
+    module docstring); ExportError, naming ``source``, when they differ by more than
+    ``tolerance`` from the eager model or the network cannot be expressed in ``fmt``."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"export format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     eager = loaded.model.eval()
     config = eager.config
     for name, tensor in eager.state_dict().items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise ExportError(f"{model_path}: weight {name} holds NaN or infinite values")
+            raise ExportError(f"{source}: weight {name} holds NaN or infinite values")
     if fmt == "onnx" and config.cell == "lstm" and config.projection_size:
         # ONNX's LSTM operator has no recurrent projection, so torch cannot express it
         raise ExportError(
-            f"{model_path}: onnx cannot express an lstm with projection_size "
+            f"{source}: onnx cannot express an lstm with projection_size "
             f"{config.projection_size} (ONNX's LSTM has no projection); use --format torchscript"
         )
     module = ExportableModel(eager).eval()
@@ -323,24 +354,19 @@ def export_model(
     except Exception as exc:  # torch's exporters raise many types; one line for the CLI
         first = (str(exc).strip().splitlines() or [""])[0][:200]
         raise ExportError(
-            f"{model_path}: {fmt} export failed ({exc.__class__.__name__}: {first})"
+            f"{source}: {fmt} export failed ({exc.__class__.__name__}: {first})"
         ) from None
     checks = verify_export(eager, _runner(fmt, data), input_dim)
-    report = ExportReport(Path(out_path), fmt, checks)
-    if not math.isfinite(report.max_abs_diff):
+    worst = max(c.max_abs_diff for c in checks)
+    if not math.isfinite(worst):
         raise ExportError(
-            f"{model_path}: the {fmt} export or the eager model gives NaN or infinite log-probs; "
-            "nothing written"
+            f"{source}: the {fmt} export or the eager model gives NaN or infinite log-probs"
         )
-    if not report.max_abs_diff <= tolerance:
+    if not worst <= tolerance:
         raise ExportError(
-            f"{model_path}: {fmt} export differs from the eager model by "
-            f"{report.max_abs_diff:.3g} > {tolerance:g}; nothing written"
+            f"{source}: {fmt} export differs from the eager model by {worst:.3g} > {tolerance:g}"
         )
-    remove_stale_temps(out_path)  # what a killed earlier export of this file left
-    with atomic_write(out_path, "wb") as handle:
-        handle.write(data)
-    return report
+    return data, checks
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:

@@ -276,6 +276,31 @@ class AcousticModel(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    def forward_stacked(
+        self, x: torch.Tensor, states: list[Any] | None = None
+    ) -> tuple[torch.Tensor, list[Any]]:
+        """A forward-only model on already stacked frames, carrying the recurrent state: the
+        step of online decoding (:mod:`asr.transcribe.online`).
+
+        ``x`` is time-major ``(T', B, stack * D)`` (what :func:`stack_frames` makes),
+        ``states`` each layer's state after the previous call (None: the start). Returns
+        ``(B, T', V)`` log-probs and the states after the last frame. Calling it chunk by chunk
+        gives the frames of one call over the whole input (the recurrence is the same).
+        """
+        if self.config.bidirectional:
+            raise ValueError("forward_stacked needs a forward-only model")
+        states = list(states) if states is not None else [None] * len(self.layers)
+        new_states: list[Any] = []
+        for number, (layer, state) in enumerate(zip(self.layers, states, strict=True)):
+            if number:
+                x = self.dropout(x)
+            x, state = layer.fwd(x, state)
+            if layer.proj is not None:
+                x = layer.proj(x)
+            new_states.append(state)
+        log_probs = F.log_softmax(self.output(x).float(), dim=-1)
+        return log_probs.transpose(0, 1), new_states
+
 
 def ctc_loss(
     log_probs: torch.Tensor,

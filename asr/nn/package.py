@@ -7,9 +7,12 @@ use the same format with optimizer state added.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -190,6 +193,15 @@ def resource_entry(path: str | os.PathLike, embed: bool) -> dict[str, Any]:
     return entry
 
 
+# How a user gets past a package whose lexicon or LM cannot be used (asr transcribe's --no-lm,
+# the Python API's use_lm=False): greedy or beam decoding needs neither.
+NO_LM_HINT = "decode without lexicon and LM: --no-lm (use_lm=False)"
+
+
+def _resource_problem(path: Path, name: str, problem: str) -> PackageError:
+    return PackageError(f"{path}: the model's {name} file {problem}; {NO_LM_HINT}")
+
+
 def read_resource(package: ModelPackage, name: str) -> bytes | None:
     """The bytes of the package's lexicon or LM (``name`` in RESOURCES): embedded ones, else the
     stored path's file, which must still have the recorded SHA-256; None when there is none."""
@@ -203,9 +215,41 @@ def read_resource(package: ModelPackage, name: str) -> bytes | None:
     try:
         data = path.read_bytes()
     except OSError:
-        raise PackageError(
-            f"{path}: the model's {name} file is missing; re-package with --embed"
-        ) from None
+        raise _resource_problem(path, name, "is missing (or re-package with --embed)") from None
     if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
-        raise PackageError(f"{path}: the model's {name} file changed since it was packaged")
+        raise _resource_problem(path, name, "changed since it was packaged")
     return data
+
+
+@contextlib.contextmanager
+def resource_file(package: ModelPackage, name: str) -> Iterator[Path | None]:
+    """A path to the package's lexicon or LM for readers that need a file (KenLM): the recorded
+    file itself, its SHA-256 checked in 1 MiB blocks (an LM may be gigabytes), or a temporary
+    copy of an embedded one, removed on exit. None when the package has no such resource."""
+    entry = package.extra.get(name)
+    if entry is None:
+        yield None
+        return
+    if entry.get("data") is None:
+        path = Path(entry["path"])
+        digest = hashlib.sha256()
+        try:
+            with open(path, "rb") as handle:
+                while block := handle.read(1 << 20):
+                    digest.update(block)
+        except OSError:
+            raise _resource_problem(path, name, "is missing (or re-package with --embed)") from None
+        if digest.hexdigest() != entry.get("sha256"):
+            raise _resource_problem(path, name, "changed since it was packaged")
+        yield path
+        return
+    # the original name's suffix: readers tell ARPA from binary by content, people by name
+    suffix = Path(str(entry.get("path", ""))).suffix
+    fd, tmp = tempfile.mkstemp(prefix=f"asr-{name}-", suffix=suffix)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(bytes(entry["data"]))
+        yield Path(tmp)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)

@@ -26,6 +26,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -236,6 +237,7 @@ def package_experiment(
     lexicon: str | os.PathLike | None = None,
     lm: str | os.PathLike | None = None,
     embed: bool = False,
+    metadata: Mapping[str, Any] | None = None,
 ) -> tuple[ModelPackage, list[int]]:
     """Build the deployable package of a training run and write it to ``out_path`` atomically.
 
@@ -243,8 +245,9 @@ def package_experiment(
     chosen as ``asr average`` does (the best by ``metric`` in history.tsv, or the last); the rest
     (model and feature config, tokens, CMVN stats) comes from the newest chosen epoch, as in
     :func:`average_checkpoints`. ``lexicon``/``lm`` are recorded in ``extra`` (see
-    :func:`asr.nn.package.resource_entry`). Returns the package and the epochs averaged (oldest
-    first).
+    :func:`asr.nn.package.resource_entry`). ``metadata`` entries (the decoder settings, results,
+    licence and language that ``asr package`` records for the model card) are added to
+    ``extra`` as they are. Returns the package and the epochs averaged (oldest first).
     """
     exp_dir = Path(exp_dir)
     resources = {
@@ -258,5 +261,6 @@ def package_experiment(
         packaged_from=str(exp_dir.resolve()),
     )
     result.extra.update(resources)
+    result.extra.update(metadata or {})
     save_package(result, out_path)
     return result, epochs

@@ -74,6 +74,7 @@ from asr.training.setup import (
     wrap_for_processes,
 )
 from asr.training.step import TrainStep
+from asr.version import __version__
 
 logger = logging.getLogger(__name__)
 
@@ -146,9 +147,11 @@ class _Trainer:
         device: torch.device,
         progress: bool,
         world: World,
+        command: str | None = None,
     ) -> None:
         self.cfg, self.exp_dir, self.seed, self.device = cfg, exp_dir, seed, device
         self.world = world
+        self.train_dir, self.dev_dir, self.command = train_dir, dev_dir, command
         self.progress = progress and world.is_main
         data = load_training_data(cfg, train_dir, dev_dir)
         self.train_set, self.dev_set, self.tokens = data.train_set, data.dev_set, data.tokens
@@ -239,6 +242,25 @@ class _Trainer:
         model = self.model_config.to_dict()
         return {"model": model, "training": self.cfg.to_dict(), "seed": self.seed}
 
+    def provenance(self) -> dict[str, Any]:
+        """What a model card says of the run (``asr info``): the data it learnt from, the
+        precision it trained in, the asr version and the command that started it."""
+        shift = float(self.train_set.config.options.get("frame_shift", 10.0)) / 1000.0
+        frames = sum(e.num_frames for e in self.train_examples)
+        record: dict[str, Any] = {
+            "training_data": {
+                "train_dir": str(self.train_dir.resolve()),
+                "dev_dir": str(self.dev_dir.resolve()),
+                "utterances": len(self.train_examples),
+                "hours": round(frames * shift / 3600.0, 4),
+            },
+            "precision": precision_name(self.autocast_dtype),
+            "asr_version": __version__,
+        }
+        if self.command:
+            record["command"] = self.command
+        return record
+
     def init_extra(self) -> dict[str, Any]:
         """The package ``extra`` entry of a run started from another model's weights."""
         init = self.state.get("init_from")
@@ -267,6 +289,7 @@ class _Trainer:
             "train_config": self.train_config_dict(),
             "epoch": epoch,
             "unit": self.cfg.unit,
+            **self.provenance(),
             **self.init_extra(),
         }
         weights = _cpu_state_dict(self.model)
@@ -623,6 +646,7 @@ class _Trainer:
             "epoch": s["best_epoch"],
             "dev_loss": best["dev_loss"],
             "dev_ter": best["dev_ter"],
+            **self.provenance(),
             **self.init_extra(),
         }
         final_path = self.exp_dir / FINAL
@@ -675,6 +699,7 @@ def train(
     epoch_callback: Callable[[dict[str, float]], None] | None = None,
     overrides: Mapping[str, Any] | None = None,
     init_from: str | os.PathLike | None = None,
+    command: str | None = None,
 ) -> TrainSummary:
     """Train a CTC model; see the module docstring for the files written to ``exp_dir``.
 
@@ -689,6 +714,9 @@ def train(
     whose weights start a new run, for fine-tuning: same input dimension and architecture,
     any token list (the output rows of shared symbols are copied; see ``init_from_package``).
     A run that resumes from its checkpoint ignores it: resuming never re-initialises.
+
+    ``command`` (the command line that started the run) is recorded in the packages, with the
+    training data, precision and asr version, for ``asr info``.
 
     Run under ``torchrun`` it trains with DistributedDataParallel; ``device`` "cuda" then means
     each process's ``LOCAL_RANK`` GPU.
@@ -725,7 +753,16 @@ def train(
     locks: list[int] = []
     try:
         trainer = _Trainer(
-            model_section, cfg, Path(train_dir), Path(dev_dir), exp_dir, seed, dev, progress, world
+            model_section,
+            cfg,
+            Path(train_dir),
+            Path(dev_dir),
+            exp_dir,
+            seed,
+            dev,
+            progress,
+            world,
+            command,
         )
         # rank 0 writes, so rank 0 locks; the others learn of a refusal from it
         trainer.on_main(lambda: locks.append(lock_exp_dir(exp_dir)))

@@ -19,8 +19,9 @@ once, before any window is normalised, so every window sees the same whole-recor
 
 Recordings longer than ``max_window_seconds`` are cut into overlapping windows at low-energy
 points (:mod:`asr.transcribe.long_audio`), each window is decoded alone and the words are
-merged on absolute times. Shorter inputs of :meth:`Recognizer.transcribe_many` are batched by
-length.
+merged on absolute times (the LM's context starts afresh in each window, and an n-best list is
+given for recordings of one window only). Shorter inputs of :meth:`Recognizer.transcribe_many`
+are batched by length.
 """
 
 from __future__ import annotations
@@ -36,19 +37,16 @@ import torch
 from tqdm import tqdm
 
 from asr.data.audio import load_audio, resample
-from asr.decoding.timing import (
-    DEFAULT_END_EXTENSION,
-    TimedUnit,
-    extend_ends,
-    greedy_spans,
-    timed_units,
-)
+from asr.decoding.timing import DEFAULT_END_EXTENSION, TimedUnit, extend_ends
 from asr.errors import AsrError, AudioError, ConfigError, PackageError
-from asr.features.cmvn import compute_cmvn_stats
+from asr.features.cmvn import add_deltas, compute_cmvn_stats, running_cmvn, running_prior
 from asr.features.config import FeatureConfig, extract_features, normalize_features
+from asr.nn.export import export_network, onnx_session
 from asr.nn.load import LoadedNetwork, load_network
-from asr.nn.precision import autocast, resolve_precision
+from asr.nn.precision import autocast, precision_name, resolve_precision
 from asr.transcribe.long_audio import Window, merge_units, plan_windows
+from asr.transcribe.search import Alternative, Decoded, make_search
+from asr.transcribe.segments import whisper_segments
 from asr.units.tokens import UNITS, TokenList, infer_unit
 
 # An input of transcribe_many: a path, or a (waveform, sample_rate) pair.
@@ -57,6 +55,11 @@ AudioInput = str | os.PathLike | tuple[Any, int]
 DEFAULT_BATCH_SECONDS = 300.0
 DEFAULT_MAX_WINDOW_SECONDS = 30.0
 DEFAULT_OVERLAP_SECONDS = 2.0
+# what runs the network: torch (eager, any device and precision) or onnxruntime (the network
+# exported to ONNX at load time and checked against torch, as `asr export` does; CPU, fp32)
+BACKENDS = ("torch", "onnxruntime")
+# whisper's "language" field: the recipes here are all English; a package may say otherwise
+DEFAULT_LANGUAGE = "en"
 # transcribe_many reads this many inputs ahead, sorts them by length and batches them: enough for
 # well-filled batches, few enough that memory stays small with any number of inputs.
 _READ_AHEAD = 64
@@ -66,9 +69,12 @@ _READ_AHEAD = 64
 class Transcript:
     """The transcription of one input.
 
-    ``words`` are words for word and character models and phones for a phone model (its "words"
-    are its units); ``units`` are the model's tokens (characters, phones or words) with their
-    times. Times are seconds from the start of the input; ``duration`` is the input's length.
+    ``words`` are words for word and character models and for any model decoded with a
+    lexicon, and phones for a phone model without one (its "words" are then its units);
+    ``units`` are the model's tokens (characters, phones or words) with their times. Times are
+    seconds from the start of the input; ``duration`` is the input's length. ``nbest``: the
+    best hypotheses with their scores when more than one was asked for; ``decoder``: the
+    search that made the transcript.
     """
 
     source: str
@@ -77,9 +83,20 @@ class Transcript:
     units: list[TimedUnit] = field(default_factory=list)
     duration: float = 0.0
     unit: str = "word"
+    nbest: list[Alternative] = field(default_factory=list)
+    decoder: str = "greedy"
+    language: str = DEFAULT_LANGUAGE
+    precision: str = "fp32"
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; times rounded to the millisecond, confidences to 4 decimals."""
+        """A JSON-ready dict; times rounded to the millisecond, confidences to 4 decimals.
+
+        whisper's fields (``text``, ``segments``, ``language``; see
+        :mod:`asr.transcribe.segments`) come first, so tools that read whisper's JSON read
+        ours; then ours: ``source``, ``duration``, ``unit``, ``decoder``, ``precision`` (the
+        network's arithmetic), ``words`` and
+        ``units`` (text, start, end, confidence) and, when asked for, ``nbest``.
+        """
 
         def timed(items: list[TimedUnit]) -> list[dict[str, Any]]:
             return [
@@ -92,14 +109,21 @@ class Transcript:
                 for u in items
             ]
 
-        return {
-            "source": self.source,
+        data = {
             "text": self.text,
+            "segments": whisper_segments(self.words),
+            "language": self.language,
+            "source": self.source,
             "duration": round(self.duration, 3),
             "unit": self.unit,
+            "decoder": self.decoder,
+            "precision": self.precision,
             "words": timed(self.words),
             "units": timed(self.units),
         }
+        if self.nbest:
+            data["nbest"] = [alternative.to_dict() for alternative in self.nbest]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Transcript:
@@ -120,6 +144,18 @@ class Transcript:
             units=timed(data.get("units", [])),
             duration=float(data.get("duration", 0.0)),
             unit=str(data.get("unit", "word")),
+            nbest=[
+                Alternative(
+                    str(a["text"]),
+                    float(a["score"]),
+                    float(a.get("am_score", a["score"])),
+                    float(a.get("lm_score", 0.0)),
+                )
+                for a in data.get("nbest", [])
+            ],
+            decoder=str(data.get("decoder", "greedy")),
+            language=str(data.get("language", DEFAULT_LANGUAGE)),
+            precision=str(data.get("precision", "fp32")),
         )
 
 
@@ -134,7 +170,19 @@ class _Pending:
 
 
 class Recognizer:
-    """A loaded model package ready to transcribe audio (see the module docstring)."""
+    """A loaded model package ready to transcribe audio (see the module docstring).
+
+    ``beam_size``, ``lm_weight``, ``word_score``, ``use_lm`` and ``nbest`` choose the search
+    (:func:`asr.transcribe.search.make_search`; None: the package's settings). ``precision``:
+    the network's autocast (:func:`asr.nn.precision.resolve_precision`: ``auto`` is bf16 where
+    the device runs it natively, fp32 otherwise; ``bf16`` where it is not is refused with the
+    reason); ``bf16=True`` is the older spelling of ``precision="bf16"``. ``backend``: torch,
+    or onnxruntime (the network exported to ONNX when loaded, checked against torch as
+    ``asr export`` does, then run by onnxruntime on the CPU in fp32). ``running_cmvn``: a model
+    trained with per-speaker or per-utterance CMVN normalises each frame by the statistics up
+    to it, as online decoding must (:mod:`asr.transcribe.online`; recordings up to the max
+    window).
+    """
 
     def __init__(
         self,
@@ -143,6 +191,14 @@ class Recognizer:
         max_window_seconds: float = DEFAULT_MAX_WINDOW_SECONDS,
         overlap_seconds: float = DEFAULT_OVERLAP_SECONDS,
         source: str = "model",
+        beam_size: int | None = None,
+        lm_weight: float | None = None,
+        word_score: float | None = None,
+        use_lm: bool = True,
+        nbest: int = 1,
+        precision: str = "auto",
+        backend: str = "torch",
+        running_cmvn: bool = False,
     ) -> None:
         package = loaded.package
         if not package.feature_config:
@@ -169,14 +225,40 @@ class Recognizer:
             unit = infer_unit(package.tokens)
         self.unit: str = unit
         self.tokens = TokenList(package.tokens, unit=unit)
+        self.search = make_search(
+            package, self.tokens, source, beam_size, lm_weight, word_score, use_lm, nbest
+        )
+        language = package.extra.get("language") if isinstance(package.extra, dict) else None
+        self.language = str(language) if language else DEFAULT_LANGUAGE
         self.sample_rate = self.feature_config.sample_rate
         shift_ms = float(self.feature_config.options.get("frame_shift", 10.0))
         self.frame_shift = shift_ms / 1000.0
         # output frame k covers input frames k*skip ... (asr.nn.model): it starts k*skip shifts in
         self.frame_seconds = self.frame_shift * self.model.config.skip
+        # online decoding's causal CMVN (asr.transcribe.online), for models trained with
+        # per-speaker or per-utterance CMVN: what online decoding equals on complete audio
+        self.running_cmvn = bool(running_cmvn) and self.feature_config.cmvn in (
+            "speaker",
+            "utterance",
+        )
         self.max_window_seconds = float(max_window_seconds)
         self.overlap_seconds = float(overlap_seconds)
-        self.dtype = resolve_precision("bf16", self.device) if bf16 else None
+        if backend not in BACKENDS:
+            raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        self.backend = backend
+        self._onnx = None
+        if backend == "onnxruntime":
+            if bf16 or precision not in ("auto", "fp32"):
+                raise ConfigError("the onnxruntime backend runs the exported network in fp32")
+            if self.device.type != "cpu":
+                raise ConfigError("the onnxruntime backend runs on the CPU: use --device cpu")
+            # exported here and checked against the eager model, as asr export does
+            data, _ = export_network(loaded, "onnx", source=source)
+            self._onnx = onnx_session(data, threads=torch.get_num_threads())
+            self.dtype = None
+        else:
+            self.dtype = resolve_precision("bf16" if bf16 else precision, self.device)
+        self.precision = precision_name(self.dtype)
 
     # --- public API -----------------------------------------------------------------------
 
@@ -278,7 +360,7 @@ class Recognizer:
             pending = _Pending(index, item, source, wave)
             if len(wave) > max_samples:
                 try:
-                    results[index] = self._transcribe_long(pending)
+                    results[index] = self._transcribe_long(pending, batch_seconds)
                 except AsrError as exc:
                     results[index] = exc
             else:
@@ -310,6 +392,10 @@ class Recognizer:
 
     def _normalize(self, raw: torch.Tensor, stats: torch.Tensor | None) -> torch.Tensor:
         config = self.feature_config
+        if self.running_cmvn and raw.shape[0] > 0:
+            prior = running_prior(self.loaded.package.cmvn_stats, raw.shape[1])
+            normed, _ = running_cmvn(raw, prior, config.norm_vars)
+            return add_deltas(normed, config.delta_order) if config.delta_order else normed
         if config.cmvn in ("speaker", "utterance"):
             if stats is None or raw.shape[0] == 0:
                 return raw.new_zeros(raw.shape[0], config.dim)
@@ -321,6 +407,8 @@ class Recognizer:
         """(B, T', V) float32 log-probs on the CPU and output lengths, for a list of (T, D)."""
         lengths = torch.tensor([f.shape[0] for f in feats], dtype=torch.long)
         padded = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True).to(self.device)
+        if self._onnx is not None:
+            return self._onnx(padded, lengths)
         with torch.inference_mode(), autocast(self.device, self.dtype):
             log_probs, out_lengths = self.model(padded, lengths.to(self.device))
         return log_probs.float().cpu(), out_lengths.cpu()
@@ -331,14 +419,15 @@ class Recognizer:
         length: int,
         offset: float,
         end_extension: float = DEFAULT_END_EXTENSION,
-    ) -> tuple[list[TimedUnit], list[TimedUnit]]:
-        spans = greedy_spans(log_probs, length)
-        return timed_units(
-            spans, self.tokens, self.frame_seconds, offset=offset, end_extension=end_extension
-        )
+    ) -> Decoded:
+        return self.search.decode(log_probs[:length], self.frame_seconds, offset, end_extension)
 
     def _transcript(
-        self, pending: _Pending, words: list[TimedUnit], units: list[TimedUnit]
+        self,
+        pending: _Pending,
+        words: list[TimedUnit],
+        units: list[TimedUnit],
+        nbest: list[Alternative] | None = None,
     ) -> Transcript:
         return Transcript(
             source=pending.source,
@@ -347,6 +436,10 @@ class Recognizer:
             units=units,
             duration=len(pending.wave) / self.sample_rate,
             unit=self.unit,
+            nbest=nbest or [],
+            decoder=self.search.description,
+            language=self.language,
+            precision=self.precision,
         )
 
     def _transcribe_batch(self, batch: list[_Pending]) -> dict[int, Transcript | AsrError]:
@@ -368,16 +461,24 @@ class Recognizer:
             return out
         log_probs, out_lengths = self._network(feats)
         for b, pending in enumerate(ready):
-            words, units = self._decode(log_probs[b], int(out_lengths[b]), 0.0)
-            out[pending.index] = self._transcript(pending, words, units)
+            decoded = self._decode(log_probs[b], int(out_lengths[b]), 0.0)
+            out[pending.index] = self._transcript(
+                pending, decoded.words, decoded.units, decoded.nbest
+            )
         return out
 
-    def _transcribe_long(self, pending: _Pending) -> Transcript:
+    def _transcribe_long(self, pending: _Pending, batch_seconds: float) -> Transcript:
+        if self.running_cmvn:
+            # windows overlap and are normalised on their own: no running statistics over them
+            raise AudioError(
+                f"{pending.source}: running CMVN covers recordings up to the max window "
+                f"({self.max_window_seconds:g} s) offline; decode it online"
+            )
         rate = self.sample_rate
         windows = plan_windows(pending.wave, rate, self.max_window_seconds, self.overlap_seconds)
-        # Pass 1: raw features of each window (the 3x larger normalised ones are made one window
-        # at a time below) and CMVN stats over the frames of each keep region, so every frame of
-        # the recording counts once.
+        # Pass 1: raw features of each window (the 3x larger normalised ones are made a batch of
+        # windows at a time below) and CMVN stats over the frames of each keep region, so every
+        # frame of the recording counts once.
         shift = int(round(self.frame_shift * rate))
         raws: list[torch.Tensor] = []
         kept: list[torch.Tensor] = []
@@ -391,20 +492,29 @@ class Recognizer:
             kept.append(raw[first:last])
         stats = self._cmvn_stats(kept)
         del kept
+        # Pass 2: the windows through the network in batches of up to batch_seconds of audio,
+        # as short files are (one window at a time left the cores idle: docs/benchmarks.md).
         per_window: list[tuple[Window, list[TimedUnit]]] = []
         all_units: list[tuple[Window, list[TimedUnit]]] = []
-        for window, raw in zip(windows, raws, strict=True):
-            if raw.shape[0] == 0:
+        per_batch = max(1, int(batch_seconds // self.max_window_seconds))
+        pairs = list(zip(windows, raws, strict=True))
+        for window, raw in pairs:
+            if raw.shape[0] == 0:  # nothing to hear (merge_units orders the windows by time)
                 per_window.append((window, []))
                 all_units.append((window, []))
-                continue
-            log_probs, out_lengths = self._network([self._normalize(raw, stats)])
-            # Raw ends here: a window's last word has its next word in the next window.
-            words, units = self._decode(
-                log_probs[0], int(out_lengths[0]), window.start / rate, end_extension=0.0
+        pairs = [(window, raw) for window, raw in pairs if raw.shape[0] > 0]
+        for first in range(0, len(pairs), per_batch):
+            batch = pairs[first : first + per_batch]
+            log_probs, out_lengths = self._network(
+                [self._normalize(raw, stats) for _, raw in batch]
             )
-            per_window.append((window, words))
-            all_units.append((window, units))
+            for b, (window, _) in enumerate(batch):
+                # Raw ends here: a window's last word has its next word in the next window.
+                decoded = self._decode(
+                    log_probs[b], int(out_lengths[b]), window.start / rate, end_extension=0.0
+                )
+                per_window.append((window, decoded.words))
+                all_units.append((window, decoded.units))
         raws.clear()
         words = extend_ends(merge_units(per_window, rate), DEFAULT_END_EXTENSION)
         units = extend_ends(merge_units(all_units, rate), DEFAULT_END_EXTENSION)
@@ -418,11 +528,25 @@ def load_model(
     bf16: bool = False,
     max_window_seconds: float = DEFAULT_MAX_WINDOW_SECONDS,
     overlap_seconds: float = DEFAULT_OVERLAP_SECONDS,
+    beam_size: int | None = None,
+    lm_weight: float | None = None,
+    word_score: float | None = None,
+    use_lm: bool = True,
+    nbest: int = 1,
+    precision: str = "auto",
+    backend: str = "torch",
+    running_cmvn: bool = False,
 ) -> Recognizer:
     """Load a model package for transcription (``asr.load_model``).
 
-    ``threads`` sets torch's CPU threads (default: torch's own choice); ``bf16`` runs the network
-    under bf16 autocast (a ConfigError where the device has no native bf16).
+    ``threads`` sets torch's CPU threads (default: torch's own choice). ``precision``: ``auto``
+    (the default) runs the network in bf16 where the device has it natively and fp32 elsewhere;
+    ``fp32``; ``bf16`` (a ConfigError where the device has no native bf16; ``bf16=True`` says
+    the same). ``backend="onnxruntime"`` runs the network exported to ONNX (fp32, CPU). The
+    search: the
+    package's lexicon + LM with its tuned weights when it has them, else greedy; ``beam_size``,
+    ``lm_weight``, ``word_score``, ``use_lm=False`` (no lexicon, no LM) and ``nbest`` override
+    (:mod:`asr.transcribe.search`).
     """
     if threads is not None:
         if threads < 1:
@@ -431,4 +555,18 @@ def load_model(
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device {device}: CUDA is not available here (use --device cpu)")
     loaded = load_network(path, device)
-    return Recognizer(loaded, bf16, max_window_seconds, overlap_seconds, source=str(path))
+    return Recognizer(
+        loaded,
+        bf16,
+        max_window_seconds,
+        overlap_seconds,
+        source=str(path),
+        beam_size=beam_size,
+        lm_weight=lm_weight,
+        word_score=word_score,
+        use_lm=use_lm,
+        nbest=nbest,
+        precision=precision,
+        backend=backend,
+        running_cmvn=running_cmvn,
+    )

@@ -1,10 +1,10 @@
 """Write a :class:`~asr.transcribe.Transcript` as text, JSON, subtitles (SRT, WebVTT), TSV or CTM.
 
 - ``txt``: the text, one line.
-- ``json``: :meth:`Transcript.to_dict` (words and units with times and confidences).
-- ``srt`` / ``vtt``: subtitle cues made from the word times: a cue ends before it would pass
-  :data:`CUE_MAX_CHARS` characters (two lines of :data:`LINE_MAX_CHARS`) or
-  :data:`CUE_MAX_SECONDS`, or at a pause of :data:`CUE_PAUSE_SECONDS` between words.
+- ``json``: :meth:`Transcript.to_dict`: whisper's ``text``, ``segments`` (the subtitle cues
+  below, each with its words) and ``language``, and our words and units with times and
+  confidences.
+- ``srt`` / ``vtt``: subtitle cues made from the word times (:func:`asr.transcribe.segments.cues`).
 - ``tsv``: the same cues as ``start<TAB>end<TAB>text`` in integer milliseconds, with a header line,
   as whisper writes it.
 - ``ctm``: NIST CTM, one word a line: ``stem 1 start duration word confidence`` (seconds).
@@ -16,20 +16,21 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
-from asr.decoding.timing import TimedUnit
 from asr.errors import ConfigError
 from asr.fileio import atomic_write, remove_stale_temps
 from asr.transcribe.recognizer import Transcript
+from asr.transcribe.segments import (  # noqa: F401  (re-exported: the cue limits live there)
+    CUE_MAX_CHARS,
+    CUE_MAX_SECONDS,
+    CUE_PAUSE_SECONDS,
+    LINE_MAX_CHARS,
+    cues,
+)
 
 FORMATS = ("txt", "json", "srt", "vtt", "tsv", "ctm")
-
-LINE_MAX_CHARS = 42  # the usual subtitle line limit (Netflix, BBC guidelines)
-CUE_MAX_CHARS = 2 * LINE_MAX_CHARS
-CUE_MAX_SECONDS = 7.0
-CUE_PAUSE_SECONDS = 1.0
 
 
 def parse_formats(spec: str | Iterable[str]) -> list[str]:
@@ -48,38 +49,6 @@ def parse_formats(spec: str | Iterable[str]) -> list[str]:
     if not chosen:
         raise ConfigError("no output format given")
     return [f for f in FORMATS if f in chosen]
-
-
-def cues(words: Sequence[TimedUnit]) -> list[tuple[float, float, list[str]]]:
-    """Group words into subtitle cues: ``(start, end, lines)`` with at most two lines each."""
-    groups: list[list[TimedUnit]] = []
-    for word in words:
-        if groups:
-            current = groups[-1]
-            chars = sum(len(w.text) + 1 for w in current) + len(word.text)
-            if (
-                chars <= CUE_MAX_CHARS
-                and word.end - current[0].start <= CUE_MAX_SECONDS
-                and word.start - current[-1].end < CUE_PAUSE_SECONDS
-                and len(_wrap([w.text for w in current] + [word.text])) <= 2
-            ):
-                current.append(word)
-                continue
-        groups.append([word])
-    return [
-        (g[0].start, max(g[-1].end, g[0].start + 0.001), _wrap([w.text for w in g])) for g in groups
-    ]
-
-
-def _wrap(texts: list[str]) -> list[str]:
-    """Greedy line filling at LINE_MAX_CHARS (a single longer word gets a line of its own)."""
-    lines: list[str] = []
-    for text in texts:
-        if lines and len(lines[-1]) + 1 + len(text) <= LINE_MAX_CHARS:
-            lines[-1] += " " + text
-        else:
-            lines.append(text)
-    return lines
 
 
 def _timestamp(seconds: float, decimal: str) -> str:

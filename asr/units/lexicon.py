@@ -73,23 +73,29 @@ def _is_float(text: str) -> bool:
 def read_lexicon(path: str | os.PathLike) -> Lexicon:
     """Read ``lexicon.txt`` or ``lexiconp.txt`` (told apart by a number in every 2nd field)."""
     path = Path(path)
+    return parse_lexicon(read_text_lines(path), str(path))
+
+
+def parse_lexicon(lines: Iterable[str], source: str) -> Lexicon:
+    """The lexicon in ``lines`` (a ``lexicon.txt`` or ``lexiconp.txt``'s lines, e.g. one stored
+    in a model package); errors name ``source`` and the line."""
     rows: list[tuple[int, list[str]]] = []
-    for lineno, line in enumerate(read_text_lines(path), 1):
+    for lineno, line in enumerate(lines, 1):
         fields = line.split()
         if not fields:
             continue
         if len(fields) < 2:
-            raise LexiconError(f"{path}:{lineno}: word '{fields[0]}' has no pronunciation")
+            raise LexiconError(f"{source}:{lineno}: word '{fields[0]}' has no pronunciation")
         rows.append((lineno, fields))
     if not rows:
-        raise LexiconError(f"{path}: no lexicon entries")
+        raise LexiconError(f"{source}: no lexicon entries")
     with_probs = all(_is_float(fields[1]) for _, fields in rows)
     lexicon = Lexicon()
     for lineno, fields in rows:
         units = fields[2:] if with_probs else fields[1:]
         if not units:
             raise LexiconError(
-                f"{path}:{lineno}: word '{fields[0]}' has a probability but no pronunciation"
+                f"{source}:{lineno}: word '{fields[0]}' has a probability but no pronunciation"
             )
         lexicon.add(fields[0], units)
     return lexicon

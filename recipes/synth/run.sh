@@ -21,7 +21,10 @@
 #   5  decode: greedy and CTC prefix beam search (no LM) on test; the word model's lexicon + LM
 #      search over a grid of LM weights and word scores on dev, the best pair applied to test
 #   6  score: %PER and %WER lines for the unseen-voice test set, greedy and lexicon + LM
-#   7  transcribe one test utterance from its audio
+#   7  package the word model with its lexicon, LM and tuned weights (exp/word/model.pt and
+#      MODEL_CARD.md) and transcribe one test utterance from its audio with it
+#   8  transcribe every test recording from its audio with that package and score it beside
+#      asr decode of the same utterances (the check that transcription is the decoder)
 # The default size (1 hour) trains both models in 11 minutes on 2 CPU cores (the whole run took
 # 12; see RESULTS); --hours 10 is the larger run (about 2 hours on one CPU core with
 # --vocal-tract 0.85:1.15 --vtlp 0.1; RESULTS), or --device cuda on a GPU. The levers for
@@ -181,14 +184,59 @@ if run_stage 6; then
 fi
 
 if run_stage 7; then
-  echo "== stage 7: transcribe one test utterance from its audio"
+  echo "== stage 7: package the word model with its lexicon, ${order}-gram and tuned weights"
+  # One file that transcribes as stage 5's best decoder does: lexicon and LM embedded, the LM
+  # weight and word score of the dev grid recorded; its model card (asr info) beside it.
+  asr package "$exp/word" "$exp/word/model.pt" --embed \
+    --lexicon "$data/local/dict_char/lexicon.txt" --lm "$lm.bin" --beam-size "$lm_beam" \
+    --tuned-on "$exp/word/decode_dev_lex${order}g" \
+    --result "unseen voices (test), greedy=$exp/word/decode_greedy/wer" \
+    --result "unseen voices (test), lexicon + ${order}-gram=$exp/word/decode_lex${order}g/wer" \
+    --license "synthetic speech made here: espeak-ng (GPL-3.0), flite and festival voices" \
+    --card
   utt=$(head -1 "$data/test/text" | cut -d' ' -f1)
   audio=$(grep "^$utt " "$data/test/wav.scp" | cut -d' ' -f2-)
-  # straight from the FLAC file: features, CMVN over this one recording, greedy decoding
-  # (also as subtitles, word times and confidences: exp/word/transcribe/<utt>.{srt,json,...})
-  hyp=$(asr transcribe "$exp/word/final.pt" "$audio" --device "$device" --no-progress \
+  # straight from the FLAC file: features, CMVN over this one recording, lexicon + LM search
+  # (also as subtitles, whisper-style JSON, word times: exp/word/transcribe/<utt>.{srt,json,...})
+  hyp=$(asr transcribe "$exp/word/model.pt" "$audio" --device "$device" --no-progress \
     --format all --output-dir "$exp/word/transcribe" "${thread_opts[@]}" | cut -f2-)
   echo "audio: $audio ($(grep "^$utt " "$data/test/utt2voice" | cut -d' ' -f2-))"
   echo "REF: $(grep "^$utt " "$data/test/text" | cut -d' ' -f2-)"
   echo "HYP: $hyp"
+fi
+
+if run_stage 8; then
+  echo "== stage 8: the whole test set transcribed from its audio files with exp/word/model.pt"
+  # Transcription normalises each recording by its own statistics (a file is all it knows);
+  # test_utt is test with every utterance its own speaker, so that asr decode does the same and
+  # the two must agree. decode_lex${order}g above used per-voice CMVN.
+  u=$data/test_utt
+  rm -rf "$u" && mkdir -p "$u"
+  cp "$data/test/"{feats.scp,feats.yaml,text,utt2num_frames,wav.scp} "$u/"
+  awk '{print $1, $1}' "$data/test/text" > "$u/utt2spk"
+  cp "$u/utt2spk" "$u/spk2utt"
+  out=$exp/word/decode_lex${order}g_utt
+  asr decode "$exp/word/final.pt" "$u" "$out" "${lexicon_opts[@]}" \
+    --tuned-on "$exp/word/decode_dev_lex${order}g" --device "$device" --no-progress \
+    "${thread_opts[@]}" 2>>"$exp/word/decode.log"
+  asr score "$u/text" "$out/text" > "$out/wer"
+  # fp32 must give decode's WER; auto (bf16 where the CPU or GPU has it natively) fp32's
+  for p in fp32 auto; do
+    t=$exp/word/transcribe_test_$p
+    mkdir -p "$t"
+    cut -d' ' -f2- "$u/wav.scp" | tr '\n' '\0' | xargs -0 asr transcribe "$exp/word/model.pt" \
+      --precision "$p" --device "$device" --no-progress "${thread_opts[@]}" \
+      > "$t/by_file.tsv" 2> "$t/log"
+    # SOURCE<TAB>TEXT -> utt text, through wav.scp
+    awk 'NR == FNR { utt[$2] = $1; next }
+         { split($0, f, "\t"); print utt[f[1]], f[2] }' "$u/wav.scp" "$t/by_file.tsv" \
+      | sort > "$t/text"
+    asr score "$u/text" "$t/text" > "$t/wer"
+    tail -1 "$t/log"
+  done
+  echo "decode (features, per-utterance CMVN): lex${order}g $(head -1 "$out/wer")"
+  for p in fp32 auto; do
+    echo "transcribe --precision $p (audio files): lex${order}g" \
+      "$(head -1 "$exp/word/transcribe_test_$p/wer")"
+  done
 fi
