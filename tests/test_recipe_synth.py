@@ -49,6 +49,12 @@ def test_synth_recipe_prints_per_wer_and_a_transcript(tmp_path: Path) -> None:
     command += ["--phone-conf", str(_small_conf("train_phone.yaml", tmp_path))]
     command += ["--word-conf", str(_small_conf("train_char.yaml", tmp_path))]
     command += [
+        "--online",
+        "true",
+        "--online-conf",
+        str(_small_conf("train_char_online.yaml", tmp_path)),
+    ]
+    command += [
         "--beam-size",
         "4",
         "--lm-weights",
@@ -121,6 +127,12 @@ def test_synth_recipe_prints_per_wer_and_a_transcript(tmp_path: Path) -> None:
     assert abs(float(decoded.group(1)) - transcribed["fp32"]) <= 0.5, out[-800:]
     # bf16 where native: at this size (about 240 words) one word is 0.4 points
     assert abs(transcribed["auto"] - transcribed["fp32"]) <= 1.0, out[-800:]
+    # Stage 9: a forward-only model decoded online and offline, every test word scored
+    for mode in ("offline", "online"):
+        found = re.search(rf"^word_online {mode} greedy: %WER (\S+) \[ \d+ / (\d+),", out, re.M)
+        assert found and int(found.group(2)) == words_in_test, out[-2000:]
+    online_rows = (tmp_path / "exp" / "word_online" / "online_test" / "by_file.tsv").read_text()
+    assert all(len(row.split("\t")) == 4 for row in online_rows.splitlines())
     for model in ("phone", "word"):
         assert (tmp_path / "exp" / model / "final.pt").is_file()
         assert (tmp_path / "exp" / model / "curves.png").is_file()

@@ -314,7 +314,10 @@ def export_model(
     if fmt not in FORMATS:
         raise ConfigError(f"export format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     loaded = load_network(model_path)  # refuses a package with NaN or infinite weights
-    data, checks = export_network(loaded, fmt, tolerance, str(model_path))
+    try:
+        data, checks = export_network(loaded, fmt, tolerance, str(model_path))
+    except ExportError as exc:
+        raise ExportError(f"{exc}; nothing written") from None
     report = ExportReport(Path(out_path), fmt, checks)
     remove_stale_temps(out_path)  # what a killed earlier export of this file left
     with atomic_write(out_path, "wb") as handle:

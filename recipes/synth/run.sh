@@ -8,7 +8,7 @@
 #            [--beam-size B] [--text "FILE ..."] [--device cpu|cuda] [--nproc N]
 #            [--order N] [--lm-weights "a,b,..."] [--word-scores "x,y,..."]
 #            [--vocal-tract LOW:HIGH] [--vtlp W] [--augment "reverb codec"]
-#            [--phone-conf FILE] [--word-conf FILE] [--data DIR] [--exp DIR]
+#            [--phone-conf FILE] [--word-conf FILE] [--online true|false] [--data DIR] [--exp DIR]
 #
 # Stages:
 #   0  generate: asr prepare synth (train --hours H, dev and test 5% of it, at least 200 each)
@@ -25,6 +25,8 @@
 #      MODEL_CARD.md) and transcribe one test utterance from its audio with it
 #   8  transcribe every test recording from its audio with that package and score it beside
 #      asr decode of the same utterances (the check that transcription is the decoder)
+#   9  with --online true: a forward-only word model (conf/train_char_online.yaml), and the
+#      test audio decoded online (asr transcribe --online) and offline with running CMVN
 # The default size (1 hour) trains both models in 11 minutes on 2 CPU cores (the whole run took
 # 12; see RESULTS); --hours 10 is the larger run (about 2 hours on one CPU core with
 # --vocal-tract 0.85:1.15 --vtlp 0.1; RESULTS), or --device cuda on a GPU. The levers for
@@ -60,8 +62,10 @@ augment=        # copies of each training utterance: reverb (a simulated room), 
                 # telephone, gsm, mp3, opus), or both; empty: none
 device=cpu      # cpu or cuda
 nproc=1         # training processes (torchrun when more than 1)
+online=false    # true: stage 9 trains a forward-only word model and decodes the test set online
 phone_conf=conf/train_phone.yaml   # asr train config of the phone model
 word_conf=conf/train_char.yaml     # asr train config of the word (character) model
+online_conf=conf/train_char_online.yaml   # the forward-only word model (--online true)
 feature_conf=conf/fbank.yaml       # asr features config
 data=data       # data directories
 exp=exp         # experiments: exp/phone and exp/word
@@ -183,6 +187,23 @@ if run_stage 6; then
   echo "reports: $exp/{phone,word}/decode_*/scoring/text.{sys,pra,dtl,json,html}"
 fi
 
+# transcribe_test MODEL OUT_DIR [asr transcribe options]: every test recording from its audio
+# file; OUT_DIR/text (Kaldi text, an empty line for a recording with no words) and OUT_DIR/wer.
+# With --online the words come one per line (SOURCE START END WORD) and are joined here.
+transcribe_test() {
+  local model=$1 out=$2
+  shift 2
+  mkdir -p "$out"
+  cut -d' ' -f2- "$data/test/wav.scp" | tr '\n' '\0' | xargs -0 asr transcribe "$model" \
+    --device "$device" --no-progress "${thread_opts[@]}" "$@" > "$out/by_file.tsv" 2> "$out/log"
+  awk 'NR == FNR { utt[$2] = $1; text[$1] = ""; next }
+       { n = split($0, f, "\t"); text[utt[f[1]]] = text[utt[f[1]]] " " f[n] }
+       END { for (u in text) print u text[u] }' "$data/test/wav.scp" "$out/by_file.tsv" \
+    | sed 's/  */ /g; s/ $//' | sort > "$out/text"
+  asr score "$data/test/text" "$out/text" > "$out/wer"
+  tail -1 "$out/log"
+}
+
 if run_stage 7; then
   echo "== stage 7: package the word model with its lexicon, ${order}-gram and tuned weights"
   # One file that transcribes as stage 5's best decoder does: lexicon and LM embedded, the LM
@@ -222,21 +243,23 @@ if run_stage 8; then
   asr score "$u/text" "$out/text" > "$out/wer"
   # fp32 must give decode's WER; auto (bf16 where the CPU or GPU has it natively) fp32's
   for p in fp32 auto; do
-    t=$exp/word/transcribe_test_$p
-    mkdir -p "$t"
-    cut -d' ' -f2- "$u/wav.scp" | tr '\n' '\0' | xargs -0 asr transcribe "$exp/word/model.pt" \
-      --precision "$p" --device "$device" --no-progress "${thread_opts[@]}" \
-      > "$t/by_file.tsv" 2> "$t/log"
-    # SOURCE<TAB>TEXT -> utt text, through wav.scp
-    awk 'NR == FNR { utt[$2] = $1; next }
-         { split($0, f, "\t"); print utt[f[1]], f[2] }' "$u/wav.scp" "$t/by_file.tsv" \
-      | sort > "$t/text"
-    asr score "$u/text" "$t/text" > "$t/wer"
-    tail -1 "$t/log"
+    transcribe_test "$exp/word/model.pt" "$exp/word/transcribe_test_$p" --precision "$p"
   done
   echo "decode (features, per-utterance CMVN): lex${order}g $(head -1 "$out/wer")"
   for p in fp32 auto; do
     echo "transcribe --precision $p (audio files): lex${order}g" \
       "$(head -1 "$exp/word/transcribe_test_$p/wer")"
+  done
+fi
+
+if [ "$online" = true ] && run_stage 9; then
+  echo "== stage 9: a forward-only word model, and the test audio decoded online"
+  train "$online_conf" "$train_set" dev "$exp/word_online"
+  # offline: CMVN over each whole recording; online: 100 ms chunks, running CMVN
+  transcribe_test "$exp/word_online/final.pt" "$exp/word_online/offline_test"
+  transcribe_test "$exp/word_online/final.pt" "$exp/word_online/online_test" \
+    --online --chunk-ms 100
+  for d in offline online; do
+    echo "word_online $d greedy: $(head -1 "$exp/word_online/${d}_test/wer")"
   done
 fi
