@@ -2,13 +2,15 @@
 
 Feature configs, training configs (``model:`` and ``training:`` sections) and the ``feats.yaml``
 that ``asr features`` leaves in a data directory are all read through here. ``yaml.safe_load``
-only: a config file can hold data, never objects to construct.
+only: a config file can hold data, never objects to construct. ``apply_overrides`` sets any key
+of a loaded config from ``dotted.key=value`` strings (the command line's extra arguments).
 """
 
 from __future__ import annotations
 
+import copy
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields
 from typing import Any
 
@@ -60,3 +62,42 @@ def validated_dataclass(cls: type, values: Mapping[str, Any], source: str) -> An
         setattr(instance, f.name, values.get(f.name, f.default))
     instance.validate(source)
     return instance
+
+
+def apply_overrides(
+    document: Mapping[str, Any], overrides: Sequence[str], source: str
+) -> dict[str, Any]:
+    """A copy of ``document`` with each ``dotted.key=value`` of ``overrides`` set, in order.
+
+    The value is read as YAML (``yaml.safe_load``), so ``true``, ``0.5``, ``[1, 2]`` and
+    ``null`` mean what they mean in the file; only the first ``=`` splits, so a string value may
+    hold more. Sections on the way that are missing or null become mappings. Whether a key is
+    known and its value of the right type is left to the config's own validation (which lists
+    the valid keys); ``source`` names the file in the errors raised here.
+    """
+    result = copy.deepcopy(dict(document))
+    for text in overrides:
+        key, equals, raw = text.partition("=")
+        parts = key.strip().split(".")
+        if not equals or not all(parts):
+            raise ConfigError(
+                f"{source}: {text!r} is not KEY=VALUE (a dotted key, e.g. training.lr=0.001)"
+            )
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise ConfigError(
+                f"{source}: {key}={raw}: not a YAML value ({' '.join(str(exc).split())})"
+            ) from None
+        node = result
+        for depth, part in enumerate(parts[:-1], start=1):
+            child = node.get(part)
+            if child is None:
+                child = {}
+            elif not isinstance(child, Mapping):
+                section = ".".join(parts[:depth])
+                raise ConfigError(f"{source}: {key}: {section} is {child!r}, not a section")
+            node[part] = dict(child)
+            node = node[part]
+        node[parts[-1]] = value
+    return result

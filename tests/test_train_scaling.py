@@ -137,18 +137,18 @@ def test_workers_give_the_same_weights_with_dropout(runs, data, tmp_path) -> Non
 
 # Where the kill lands, chosen with ASR_FAULT_AT (never a random delay, which sometimes fell
 # after the end of the run): (point, epoch of the checkpoint it leaves or None, the output whose
-# temp file it leaves or None). The renames of a 3-epoch run, in order: tokens.txt (1); per
-# epoch epoch-N.pt, history.tsv, train.log, curves.png, checkpoint.pt (2-6, 7-11, 12-16);
-# final.pt (17) and the reports again. An epoch is 17 batches.
+# temp file it leaves or None). The renames of a 3-epoch run, in order: tokens.txt (1),
+# config.yaml (2); per epoch epoch-N.pt, history.tsv, train.log, curves.png, checkpoint.pt
+# (3-7, 8-12, 13-17); final.pt (18) and the reports again. An epoch is 17 batches.
 KILL_POINTS = [
     ("batch:3", None, None),  # epoch 1, nothing saved yet
-    ("before-rename:2", None, "epoch-1.pt"),
-    ("after-rename:6", 1, None),  # epoch 1's checkpoint just in place
+    ("before-rename:3", None, "epoch-1.pt"),
+    ("after-rename:7", 1, None),  # epoch 1's checkpoint just in place
     ("batch:20", 1, None),  # mid epoch 2
-    ("before-rename:11", 1, "checkpoint.pt"),  # epoch 2's checkpoint written, not renamed
-    ("after-rename:11", 2, None),
-    ("before-rename:17", 3, "final.pt"),
-    ("after-rename:17", 3, None),  # final.pt in place, the last reports not rewritten
+    ("before-rename:12", 1, "checkpoint.pt"),  # epoch 2's checkpoint written, not renamed
+    ("after-rename:12", 2, None),
+    ("before-rename:18", 3, "final.pt"),
+    ("after-rename:18", 3, None),  # final.pt in place, the last reports not rewritten
 ]
 
 
@@ -179,7 +179,7 @@ def test_kill_9_at_any_moment_then_resume_matches_a_straight_run(
         assert not (exp / "checkpoint.pt").exists()
     else:
         assert load_checkpoint(exp / "checkpoint.pt")["train_state"]["epoch"] == checkpoint_epoch
-    assert (exp / "final.pt").exists() == (point == "after-rename:17")
+    assert (exp / "final.pt").exists() == (point == "after-rename:18")
     temps = [p.name for p in exp.iterdir() if p.name.endswith(".tmp")]
     assert [t.startswith(f".{temp}.") for t in temps] == ([True] if temp else [])
     assert (exp / ".lock").exists()  # stale: its holder is dead, so it must not block
@@ -204,7 +204,7 @@ def test_kill_9_at_any_moment_then_resume_matches_a_straight_run(
     # the rerun removed what the kill left (its temp file, the stale lock); every file loads
     assert not [p.name for p in exp.iterdir() if p.name.startswith(".")]
     expected = {"checkpoint.pt", "curves.png", "final.pt", "history.tsv", "tokens.txt"}
-    expected |= {"train.log"} | {f"epoch-{i}.pt" for i in range(1, 4)}
+    expected |= {"train.log", "config.yaml", "tensorboard"} | {f"epoch-{i}.pt" for i in range(1, 4)}
     assert {p.name for p in exp.iterdir()} == expected
     for i in range(1, 4):
         assert load_checkpoint(exp / f"epoch-{i}.pt")["extra"]["epoch"] == i
@@ -276,7 +276,8 @@ def test_torchrun_two_cpu_processes_then_resume_with_one(yesno_dir, tmp_path, ca
     # one set of files, all complete (rank 0 writes; no second writer's temp files)
     names = {p.name for p in exp.iterdir()}
     expected = {"checkpoint.pt", "curves.png", "final.pt", "history.tsv", "tokens.txt"}
-    assert names == expected | {"train.log"} | {f"epoch-{i}.pt" for i in range(1, 5)}
+    expected |= {"train.log", "config.yaml", "tensorboard"}
+    assert names == expected | {f"epoch-{i}.pt" for i in range(1, 5)}
 
     # the package loads and decodes; the dev loss gathered over two shards is the whole set's
     from asr.nn.load import load_network

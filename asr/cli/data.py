@@ -10,6 +10,7 @@ from asr.data.codec import CODECS, codec_datadir
 from asr.data.combine import combine_datadirs
 from asr.data.datadir import DataDir, read_kaldi_map
 from asr.data.fix import fix_datadir
+from asr.data.lhotse_io import from_lhotse, to_lhotse
 from asr.data.noise import add_noise_datadir
 from asr.data.pause_crops import crop_at_pauses
 from asr.data.reverb import reverberate_datadir
@@ -78,6 +79,33 @@ def add_parser(subparsers: argparse._SubParsersAction, help: str | None = None) 
         "--allow-pipes", action="store_true", help="run wav.scp entries that are shell pipes"
     )
     utt2dur.set_defaults(func=run_utt2dur)
+
+    to_lh = actions.add_parser(
+        "to-lhotse",
+        help="write Lhotse manifests (recordings, supervisions) of a data directory",
+        description="Write OUT_DIR/recordings.jsonl.gz and OUT_DIR/supervisions.jsonl.gz "
+        "(Lhotse's RecordingSet and SupervisionSet, as icefall reads them) for DIR: one "
+        "recording per wav.scp entry (its audio's sample rate, channels and samples), one "
+        "supervision per utterance (segment times, text, speaker, gender). DIR must be valid.",
+    )
+    to_lh.add_argument("data_dir", metavar="DIR")
+    to_lh.add_argument("out_dir", metavar="OUT_DIR")
+    to_lh.add_argument(
+        "--allow-pipes", action="store_true", help="run wav.scp entries that are shell pipes"
+    )
+    to_lh.set_defaults(func=run_to_lhotse)
+
+    from_lh = actions.add_parser(
+        "from-lhotse",
+        help="write a data directory from Lhotse recordings and supervisions manifests",
+        description="Write DIR (wav.scp, text, utt2spk, spk2utt, utt2dur, spk2gender when "
+        "known; segments and reco2dur when a supervision is not a whole recording) from a "
+        "folder holding one *recordings*.jsonl.gz and one *supervisions*.jsonl.gz, or from "
+        "the two files. DIR is validated before it replaces anything.",
+    )
+    from_lh.add_argument("manifests", metavar="MANIFESTS", nargs="+", help="folder or 2 files")
+    from_lh.add_argument("data_dir", metavar="DIR")
+    from_lh.set_defaults(func=run_from_lhotse)
 
     trim = actions.add_parser(
         "trim-silence",
@@ -380,6 +408,19 @@ def run_utt2dur(args: argparse.Namespace) -> int:
         print(error, file=sys.stderr)
     print(f"{report.path}: {report.written} utterances, {len(report.failed)} failed")
     return 1 if report.failed else 0
+
+
+def run_to_lhotse(args: argparse.Namespace) -> int:
+    recordings, supervisions = to_lhotse(args.data_dir, args.out_dir, allow_pipe=args.allow_pipes)
+    print(f"{recordings}\n{supervisions}")
+    return 0
+
+
+def run_from_lhotse(args: argparse.Namespace) -> int:
+    data = from_lhotse(args.manifests, args.data_dir)
+    segments = ", with segments" if data.segments is not None else ""
+    print(f"{data.path}: {len(data.utt2spk)} utterances, {len(data.spk2utt)} speakers{segments}")
+    return 0
 
 
 def run_subset(args: argparse.Namespace) -> int:

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
 import torch
 
-from asr.decoding.datadir import decode_datadir, read_best
+from asr.cli.jobs import ASR, add_job_options, split_for_jobs
+from asr.decoding.datadir import decode_datadir, merge_decode_parts, read_best
 from asr.errors import ConfigError
+from asr.jobs.launcher import Launcher, run_jobs
+from asr.nn.package import load_package
+from asr.units.tokens import infer_unit
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +131,7 @@ def add_parser(subparsers: argparse._SubParsersAction, help: str | None = None) 
         "--threads", type=int, default=None, help="CPU threads for torch (default: all cores)"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_job_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -165,6 +171,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--lm-weight takes one value without --word-lm/--token-lm")
     if args.nbest < 1:
         raise ConfigError(f"--nbest {args.nbest}: must be at least 1")
+    if args.nj > 1:
+        return run_in_jobs(args, lm_weights, word_scores, searching)
     summary = decode_datadir(
         args.model,
         args.data_dir,
@@ -202,3 +210,68 @@ def run(args: argparse.Namespace) -> int:
         summary.real_time_factor,
     )
     return 1 if summary.failed else 0
+
+
+def _job_options(args: argparse.Namespace, lm_weights: list[float], word_scores: list[float]):
+    """The options each job decodes with: the same search, the weights already resolved."""
+    options = ["--batch-frames", str(args.batch_frames), "--device", args.device, "--no-progress"]
+    pairs = [
+        ("--beam-size", args.beam_size),
+        ("--bigram-lm", args.bigram_lm),
+        ("--lexicon", args.lexicon),
+        ("--word-lm", args.word_lm),
+        ("--token-lm", args.token_lm),
+        ("--beam-size-token", args.beam_size_token),
+        ("--threads", args.threads),
+    ]
+    options += [item for flag, value in pairs if value is not None for item in (flag, str(value))]
+    options += ["--beam-threshold", repr(args.beam_threshold), "--nbest", str(args.nbest)]
+    options += ["--unk-word", args.unk_word, "--insertion-bonus", repr(args.insertion_bonus)]
+    searching = any(x is not None for x in (args.lexicon, args.word_lm, args.token_lm))
+    if searching:
+        options += ["--lm-weight=" + ",".join(map(repr, lm_weights))]
+        options += ["--word-score=" + ",".join(map(repr, word_scores))]
+    elif args.lm_weight:
+        options += ["--lm-weight", repr(args.lm_weight[0])]
+    return options
+
+
+def run_in_jobs(
+    args: argparse.Namespace, lm_weights: list[float], word_scores: list[float], searching: bool
+) -> int:
+    """--nj: split by speaker, one `asr decode` per part, then the merge (and the grid's
+    scoring, on the whole set)."""
+    launcher = Launcher.parse(args.cmd)
+    launcher.check()  # an unreachable scheduler is one line before anything is split
+    data_dir, out_dir = Path(args.data_dir), Path(args.out_dir)
+    parts = split_for_jobs(data_dir, args.nj)
+    split = out_dir / parts[0].parent.name
+    options = _job_options(args, lm_weights, word_scores)
+    jobs = [
+        [*ASR, "decode", args.model, str(part), str(split / part.name), *options] for part in parts
+    ]
+    run_jobs(launcher, "decode", jobs, out_dir / "log")
+    grid = [(w, p) for w in lm_weights for p in word_scores] if searching else None
+    best = merge_decode_parts(
+        data_dir,
+        out_dir,
+        [split / part.name for part in parts],
+        _unit(args.model),
+        grid,
+        args.nbest if searching else 1,  # n-best lists come from the lexicon/LM search only
+        args.ref_text,
+    )
+    if best is not None:
+        log.info(
+            "best of the grid: LM weight %g, word score %g, WER %.2f%%",
+            best["lm_weight"],
+            best["word_score"],
+            best["wer"],
+        )
+    log.info("decoded %s in %d jobs into %s/text", data_dir, len(parts), out_dir)
+    return 0
+
+
+def _unit(model: str) -> str:
+    package = load_package(model)
+    return package.extra.get("unit") or infer_unit(package.tokens)

@@ -19,13 +19,29 @@ def add_parser(subparsers: argparse._SubParsersAction, help: str | None = None) 
         description=(
             "Train a BiLSTM-CTC model on the features of TRAIN_DIR (from 'asr features'), "
             "validating on DEV_DIR each epoch. Writes EXP_DIR/final.pt (the model package of "
-            "the best dev-loss epoch), checkpoint.pt, epoch-N.pt, tokens.txt, train.log, "
-            "history.tsv and curves.png. Under torchrun (torchrun --nproc_per_node N -m asr "
-            "train ...) it trains with DistributedDataParallel: gloo on CPU, NCCL on GPU. "
+            "the best dev-loss epoch), checkpoint.pt, epoch-N.pt, tokens.txt, config.yaml (the "
+            "config with its overrides applied), train.log, history.tsv, curves.png and "
+            "TensorBoard event files in EXP_DIR/tensorboard/ (tensorboard --logdir EXP_DIR). "
+            "KEY=VALUE arguments set any key of the config: asr train --config c.yaml "
+            "training.lr=0.0005 model.hidden_size=320 ... Under torchrun (torchrun "
+            "--nproc_per_node N -m asr train ...) it trains with DistributedDataParallel: gloo "
+            "on CPU, NCCL on GPU. "
             "One run at a time per EXP_DIR: a second one stops with an error naming the first."
         ),
     )
     parser.add_argument("--config", required=True, help="training YAML (model: and training:)")
+    overrides = parser.add_argument(
+        "overrides",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="optional: set a key of the config: training.lr=0.0005 model.hidden_size=320; "
+        "the value is read as YAML (true, 0.5, [1, 2], null); write them together, not split "
+        "by options",
+    )
+    # "+" made optional: a "*" positional is used up, empty, before the first option and would
+    # leave every KEY=VALUE unparsed
+    overrides.required = False
     parser.add_argument("--train-dir", required=True, help="training data dir with feats.scp")
     parser.add_argument("--dev-dir", required=True, help="dev data dir with feats.scp")
     parser.add_argument("--exp-dir", required=True, help="output directory")
@@ -63,6 +79,11 @@ def add_parser(subparsers: argparse._SubParsersAction, help: str | None = None) 
     parser.add_argument(
         "--no-spec-augment", action="store_true", help="turn off the config's SpecAugment"
     )
+    parser.add_argument(
+        "--no-tensorboard",
+        action="store_true",
+        help="write no TensorBoard event files (training.tensorboard: false)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
 
@@ -77,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
         overrides["num_workers"] = args.workers
     if args.no_spec_augment:
         overrides["spec_augment"] = None
+    if args.no_tensorboard:
+        overrides["tensorboard"] = False
     summary = train(
         args.config,
         args.train_dir,
@@ -90,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
         overrides=overrides,
         init_from=args.init_from,
         command=shlex.join(["asr", *sys.argv[1:]]),
+        config_overrides=args.overrides,
     )
 
     if world_from_env().is_main:  # one summary, not one per torchrun process

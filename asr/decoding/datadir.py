@@ -275,6 +275,52 @@ def decode_datadir(
     return summary
 
 
+def merge_decode_parts(
+    data_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    part_dirs: Sequence[Path],
+    unit: str,
+    grid: Sequence[tuple[float, float]] | None = None,
+    nbest: int = 1,
+    ref_text: str | os.PathLike | None = None,
+) -> dict | None:
+    """Merge the decodes of a split data dir (``asr decode --nj``: one ``decode_datadir`` per
+    part into ``part_dirs``) into ``out_dir`` as one decode of ``data_dir`` writes it: ``text``
+    (C-sorted, so the same bytes), ``nbest.txt``, and for a grid of several (LM weight, word
+    score) points each point's files, then ``tuning.tsv``, ``best.json`` and the best point's
+    hypotheses scored on the whole set (never per part). Returns the best point, as
+    :func:`decode_datadir`'s summary has it."""
+    out_dir = Path(out_dir)
+    points = [None] if grid is None or len(grid) <= 1 else list(grid)
+    texts: list[dict[str, str]] = []
+    for point in points:
+        where = "" if point is None else grid_name(*point)
+        text: dict[str, str] = {}
+        lines: list[str] = []
+        for part in part_dirs:
+            source = part / where / "text" if where else part / "text"
+            if not source.is_file():
+                raise AsrError(f"{source}: not written by its job; the parts are not merged")
+            text.update(read_transcripts(source))
+            if nbest > 1:
+                lines += (part / where / "nbest.txt").read_text(encoding="utf-8").splitlines()
+        target = out_dir / where if where else out_dir
+        write_transcripts(target / "text", text)
+        if nbest > 1:
+            # UTT-RANK: the utterance in C order, then the rank, as one decode writes them
+            def order(line: str) -> tuple[bytes, int]:
+                utt, _, rank = line.split("\t", 1)[0].rpartition("-")
+                return utt.encode("utf-8"), int(rank)
+
+            with atomic_write(target / "nbest.txt") as handle:
+                handle.writelines(line + "\n" for line in sorted(lines, key=order))
+        texts.append(text)
+    if points == [None]:
+        return None
+    refs = _word_references(Path(data_dir), ref_text, unit)
+    return _pick_best(out_dir, refs, list(points), texts, nbest)
+
+
 def coverage_line(refs: Mapping[str, str], vocabulary: set[str], what: str) -> str:
     """``WHAT: K of N (R%; e.g. W1, W2)``: the running words of ``refs`` outside ``vocabulary``
     (the OOV rate), the most frequent of them first."""
@@ -359,6 +405,17 @@ def _write_grid(
         write_transcripts(point_dir / "text", text)
         if nbest > 1:
             _write_nbest(point_dir / "nbest.txt", point)
+    return _pick_best(out_dir, refs, grid, texts, nbest)
+
+
+def _pick_best(
+    out_dir: Path,
+    refs: dict[str, str] | None,
+    grid: list[tuple[float, float]],
+    texts: list[dict[str, str]],
+    nbest: int,
+) -> dict | None:
+    """Score each grid point's hypotheses (written already) and copy the best to out_dir."""
     if refs is None:
         return None
     rows = []

@@ -7,13 +7,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-from asr.config import check_known_keys, load_yaml_mapping
+from asr.config import apply_overrides, check_known_keys, load_yaml_mapping
 from asr.errors import AudioError, ConfigError
 from asr.features.cmvn import add_deltas, apply_cmvn, compute_cmvn_stats
 from asr.features.kaldi import (
@@ -78,6 +78,8 @@ class FeatureConfig:
                 raise ConfigError(
                     f"{self.kind} option {name}={value!r}: expected {type(default).__name__}"
                 )
+        # the list of known options makes a misspelt one (here or on the command line) quick to fix
+        check_known_keys(self.options, self.defaults, f"{self.kind} options", "option")
         opts = resolve_options(self.defaults, self.options, f"{self.kind} options")
         if self.kind == "mfcc" and opts["num_ceps"] > opts["num_mel_bins"]:
             raise ConfigError(
@@ -123,16 +125,27 @@ class FeatureConfig:
         return dataclasses.asdict(self)
 
 
-def load_feature_config(path: str | os.PathLike) -> FeatureConfig:
-    """Read a feature config YAML (the FeatureConfig fields; ``options`` holds Kaldi options)."""
+def load_feature_config(
+    path: str | os.PathLike | None, overrides: Sequence[str] = ()
+) -> FeatureConfig:
+    """Read a feature config YAML (the FeatureConfig fields; ``options`` holds Kaldi options).
 
-    data = load_yaml_mapping(path, "feature config")
+    ``path`` None starts from the defaults (Kaldi's fbank at 16 kHz). ``overrides`` are
+    ``dotted.key=value`` strings (``options.num_mel_bins=80``, ``delta_order=2``) set before the
+    config is checked (:func:`asr.config.apply_overrides`); errors then name the file "with
+    command-line overrides".
+    """
+    source = "default feature config" if path is None else str(path)
+    if overrides:
+        source += " (with command-line overrides)"
+    data = {} if path is None else load_yaml_mapping(path, "feature config")
+    data = apply_overrides(data, overrides, source)
     try:
         return FeatureConfig.from_dict(data)
     except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+        raise ConfigError(f"{source}: {exc}") from None
     except TypeError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+        raise ConfigError(f"{source}: {exc}") from None
 
 
 def extract_features(

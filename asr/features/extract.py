@@ -29,7 +29,7 @@ import hashlib
 import logging
 import os
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -105,17 +105,8 @@ def compute_datadir_features(
     """
 
     data_dir = Path(data_dir)
-    data = DataDir.load(data_dir)
-    if not data.wav_scp:
-        raise DataDirError(f"{data_dir / 'wav.scp'}: file not found (needed to compute features)")
-    ark_dir = Path(ark_dir) if ark_dir is not None else data_dir / "data"
-    with _write_errors(ark_dir):
-        ark_dir.mkdir(parents=True, exist_ok=True)
-    ark_dir = ark_dir.resolve()
-    tag = _owner_tag(data_dir)
-    _remove_leftovers(data_dir, ark_dir, tag)
-    # Arks of an earlier run may sit in another ark dir (an earlier --ark-dir).
-    old_arks = _referenced_arks(data_dir)
+    data = _load_with_audio(data_dir)
+    ark_dir, tag, old_arks = _prepare(data_dir, ark_dir)
     run = f"{tag}.{uuid.uuid4().hex[:12]}"
     ark_path = ark_dir / f"raw_{config.kind}.{run}.ark"
     cmvn_ark_path = ark_dir / f"cmvn_{config.kind}.{run}.ark"
@@ -130,21 +121,59 @@ def compute_datadir_features(
         global_stats = sum(
             speaker_stats.values(), torch.zeros(2, config.raw_dim + 1, dtype=torch.float64)
         )
-        cmvn_global = data_dir / "cmvn_global.ark"
-        with _atomic(cmvn_global, "wb") as handle:
-            kaldiio.matio.write_array(handle, global_stats.numpy())
-        with _atomic(data_dir / "utt2num_frames") as handle:
-            handle.writelines(summary["frame_lines"])
-        with _atomic(data_dir / "cmvn.scp") as handle:
-            handle.writelines(cmvn_lines)
-        with _atomic(data_dir / "feats.scp") as handle:
-            handle.writelines(summary["scp_lines"])
-        with _atomic(data_dir / "feats.yaml") as handle:
-            yaml.safe_dump(config.to_dict(), handle, sort_keys=False)
+        _write_outputs(
+            data_dir, config, summary["scp_lines"], summary["frame_lines"], cmvn_lines, global_stats
+        )
     finally:
         # The old arks once both scp files are switched; the new ones if we stopped before.
         _remove_unreferenced_arks(data_dir, ark_dir, tag, old_arks)
+    return _summary(data_dir, config, summary, ark_path)
 
+
+def _load_with_audio(data_dir: Path) -> DataDir:
+    data = DataDir.load(data_dir)
+    if not data.wav_scp:
+        raise DataDirError(f"{data_dir / 'wav.scp'}: file not found (needed to compute features)")
+    return data
+
+
+def _prepare(data_dir: Path, ark_dir: str | os.PathLike | None) -> tuple[Path, str, set[Path]]:
+    """(ark dir, the data dir's tag, the arks its scp files use now), after removing what a
+    killed earlier run left."""
+    ark_dir = Path(ark_dir) if ark_dir is not None else data_dir / "data"
+    with _write_errors(ark_dir):
+        ark_dir.mkdir(parents=True, exist_ok=True)
+    ark_dir = ark_dir.resolve()
+    tag = _owner_tag(data_dir)
+    _remove_leftovers(data_dir, ark_dir, tag)
+    # Arks of an earlier run may sit in another ark dir (an earlier --ark-dir).
+    return ark_dir, tag, _referenced_arks(data_dir)
+
+
+def _write_outputs(
+    data_dir: Path,
+    config: FeatureConfig,
+    scp_lines: list[str],
+    frame_lines: list[str],
+    cmvn_lines: list[str],
+    global_stats: torch.Tensor,
+) -> None:
+    """The data dir's files, each replaced atomically; feats.scp, the commit point, last."""
+    with _atomic(data_dir / "cmvn_global.ark", "wb") as handle:
+        kaldiio.matio.write_array(handle, global_stats.numpy())
+    with _atomic(data_dir / "utt2num_frames") as handle:
+        handle.writelines(frame_lines)
+    with _atomic(data_dir / "cmvn.scp") as handle:
+        handle.writelines(cmvn_lines)
+    with _atomic(data_dir / "feats.scp") as handle:
+        handle.writelines(scp_lines)
+    with _atomic(data_dir / "feats.yaml") as handle:
+        yaml.safe_dump(config.to_dict(), handle, sort_keys=False)
+
+
+def _summary(
+    data_dir: Path, config: FeatureConfig, summary: dict[str, Any], ark_path: Path
+) -> FeatureSummary:
     num_done, failed = len(summary["scp_lines"]), summary["failed"]
     log.info(
         "%s: %d utterances, %d frames of %s (dim %d) in %s; %d failed",
@@ -163,9 +192,117 @@ def compute_datadir_features(
         ark_path=ark_path,
         feats_scp=data_dir / "feats.scp",
         cmvn_scp=data_dir / "cmvn.scp",
-        cmvn_global=cmvn_global,
+        cmvn_global=data_dir / "cmvn_global.ark",
         failed=failed,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Split runs (asr features --nj N): each part a job, the parent merges
+# ---------------------------------------------------------------------------------------------
+
+
+def compute_features_in_parts(
+    data_dir: str | os.PathLike,
+    config: FeatureConfig,
+    parts: list[Path],
+    run_parts: Callable[[str], None],
+    ark_dir: str | os.PathLike | None = None,
+) -> FeatureSummary:
+    """``compute_datadir_features`` with the utterances of ``parts`` (a split of ``data_dir``
+    by speaker: :func:`asr.data.subset.split_datadir`) extracted by N jobs.
+
+    ``run_parts(run)`` must run, for each part J (from 1), :func:`extract_part` on it with run
+    name ``f"{run}.{J}"`` and the same config and ark dir (the CLI does it through a job
+    launcher), and return only when all have succeeded (raising otherwise). Then the parts'
+    tables are merged into the data dir's, in the data dir's utterance and speaker order, so the
+    result equals one job's: the same feats.scp order and matrices, utt2num_frames, per-speaker
+    and global statistics (summed in the same order). The job arks carry this data dir's tag and
+    run name, so its usual crash safety holds: the scp files switch atomically after every job
+    is done, and the arks of a failed or replaced run are removed.
+    """
+    data_dir = Path(data_dir)
+    data = _load_with_audio(data_dir)
+    ark_dir, tag, old_arks = _prepare(data_dir, ark_dir)
+    run = f"{tag}.{uuid.uuid4().hex[:12]}"
+    try:
+        run_parts(run)
+        scp: dict[str, str] = {}
+        frames: dict[str, str] = {}
+        cmvn: dict[str, str] = {}
+        for part in parts:
+            scp.update(_table(part / "feats.scp"))
+            frames.update(_table(part / "utt2num_frames"))
+            cmvn.update(_table(part / "cmvn.scp"))
+        utts = [u for u in data.utt_ids if u in scp]
+        # the speakers' stats summed in the order one job meets them (float sums keep order)
+        order = list(dict.fromkeys(data.utt2spk[u] for u in utts))
+        stats = {spk: torch.tensor(kaldiio.load_mat(cmvn[spk])) for spk in order}
+        global_stats = sum(
+            (stats[spk] for spk in order),
+            torch.zeros(2, config.raw_dim + 1, dtype=torch.float64),
+        )
+        _write_outputs(
+            data_dir,
+            config,
+            [f"{u} {scp[u]}\n" for u in utts],
+            [f"{u} {frames[u]}\n" for u in utts],
+            [f"{spk} {cmvn[spk]}\n" for spk in sorted(order)],
+            global_stats,
+        )
+    finally:
+        _remove_unreferenced_arks(data_dir, ark_dir, tag, old_arks)
+    summary = {
+        "scp_lines": utts,
+        "failed": [u for u in data.utt_ids if u not in scp],
+        "total_frames": sum(int(frames[u]) for u in utts),
+    }
+    return _summary(data_dir, config, summary, ark_dir / f"raw_{config.kind}.{run}.*.ark")
+
+
+def extract_part(
+    part_dir: str | os.PathLike,
+    config: FeatureConfig,
+    ark_dir: str | os.PathLike,
+    run: str,
+    allow_pipe: bool = False,
+    progress: bool = False,
+) -> int:
+    """One job of :func:`compute_features_in_parts`: the utterances of ``part_dir`` into
+    ``ARK_DIR/raw_<kind>.<run>.ark`` and their speakers' statistics into
+    ``ARK_DIR/cmvn_<kind>.<run>.ark``, with feats.scp, utt2num_frames and cmvn.scp in
+    ``part_dir`` pointing into them. Nothing is cleaned up here: the arks are named by the
+    parent's run, and the parent keeps or removes them. Returns the utterances done."""
+    part_dir = Path(part_dir)
+    data = _load_with_audio(part_dir)
+    ark_dir = Path(ark_dir).resolve()
+    ark_path = ark_dir / f"raw_{config.kind}.{run}.ark"
+    cmvn_ark_path = ark_dir / f"cmvn_{config.kind}.{run}.ark"
+    summary = _extract_all(data, config, ark_path, allow_pipe, progress)
+    cmvn_lines = []
+    with _atomic(cmvn_ark_path, "wb") as ark:
+        for speaker in sorted(summary["speaker_stats"]):
+            offset = _write_ark_entry(ark, speaker, summary["speaker_stats"][speaker].numpy())
+            cmvn_lines.append(f"{speaker} {cmvn_ark_path}:{offset}\n")
+    with _atomic(part_dir / "utt2num_frames") as handle:
+        handle.writelines(summary["frame_lines"])
+    with _atomic(part_dir / "cmvn.scp") as handle:
+        handle.writelines(cmvn_lines)
+    with _atomic(part_dir / "feats.scp") as handle:
+        handle.writelines(summary["scp_lines"])
+    return len(summary["scp_lines"])
+
+
+def _table(path: Path) -> dict[str, str]:
+    """A Kaldi table a job wrote (key -> rest of the line); a missing one is an error."""
+    if not path.is_file():
+        raise AsrError(f"{path}: not written by its job; the parts are not merged")
+    table = {}
+    for line in read_text_lines(path):
+        key, _, value = line.partition(" ")
+        if key:
+            table[key] = value.strip()
+    return table
 
 
 def _extract_all(
@@ -219,12 +356,21 @@ def _utterance_features(
     reco = data.segments[utt_id].recording if data.segments is not None else utt_id
     where = f"{data.where('wav.scp', reco)}: utterance '{utt_id}' ({entry.strip()})"
     try:
-        feats = extract_features(wave, rate, config)
+        # Dither noise from a seed of the utterance's id alone: features are a function of the
+        # audio and the id, whatever the order or the split into jobs (--nj) that computed them
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(utterance_seed(utt_id))
+            feats = extract_features(wave, rate, config)
     except AsrError as exc:
         raise type(exc)(f"{where}: {exc}") from None
     if feats.shape[0] == 0:
         raise AudioError(f"{where}: too short for one frame ({len(wave)} samples)")
     return feats
+
+
+def utterance_seed(utt_id: str) -> int:
+    """The dither seed of an utterance: 63 bits of the SHA-1 of its id."""
+    return int.from_bytes(hashlib.sha1(utt_id.encode("utf-8")).digest()[:8], "little") >> 1
 
 
 def _owner_tag(data_dir: Path) -> str:

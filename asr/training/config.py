@@ -1,4 +1,5 @@
-"""The ``training:`` section of the training YAML (TrainConfig) and reading the whole file."""
+"""The ``training:`` section of the training YAML (TrainConfig), reading the whole file (with
+command-line overrides) and writing the resolved one into the exp dir."""
 
 from __future__ import annotations
 
@@ -6,13 +7,16 @@ import dataclasses
 import logging
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from asr.config import check_known_keys, load_yaml_mapping, validated_dataclass
+import yaml
+
+from asr.config import apply_overrides, check_known_keys, load_yaml_mapping, validated_dataclass
 from asr.errors import ConfigError
 from asr.features.vtlp import check_max_warp
+from asr.fileio import atomic_write
 from asr.nn.model import ModelConfig
 from asr.nn.precision import PRECISIONS
 from asr.nn.spec_augment import SpecAugmentConfig
@@ -66,6 +70,8 @@ class TrainConfig:
     # ... or fewer dev hypothesis tokens than this per reference token (mostly blanks)
     plateau_min_output: float = 0.5
     plateau_restarts: int = 3
+    # TensorBoard event files in EXP_DIR/tensorboard/ (asr.training.tensorboard); on by default
+    tensorboard: bool = True
 
     def __post_init__(self) -> None:
         self.validate()
@@ -144,14 +150,27 @@ class TrainConfig:
         return SpecAugmentConfig.from_dict(dict(self.spec_augment), source)
 
 
+def config_source(config: str | os.PathLike | Mapping[str, Any], overrides: Sequence[str]) -> str:
+    """How errors and train.log name a training config: its file (or "training config" for a
+    dict), and whether command-line overrides changed it."""
+    source = "training config" if isinstance(config, Mapping) else str(config)
+    return f"{source} (with command-line overrides)" if overrides else source
+
+
 def load_train_config(
-    config: str | os.PathLike | Mapping[str, Any],
+    config: str | os.PathLike | Mapping[str, Any], overrides: Sequence[str] = ()
 ) -> tuple[dict[str, Any], TrainConfig]:
-    """Read the two-section training YAML (or dict): returns (model section, TrainConfig)."""
-    source = "training config"
+    """Read the two-section training YAML (or dict): returns (model section, TrainConfig).
+
+    ``overrides`` are ``dotted.key=value`` strings (``training.lr=0.0005``) set on the file's
+    contents before they are checked (:func:`asr.config.apply_overrides`), so that a bad key or
+    value is refused like one in the file, naming the file "with command-line overrides".
+    """
+    source = config_source(config, overrides)
     if not isinstance(config, Mapping):
-        source = str(config)
         config = load_yaml_mapping(config, "training config")
+    if overrides:
+        config = apply_overrides(config, overrides, source)
     check_known_keys(config, ("model", "training"), source, "section")
     section = config.get("model") or {}
     if not isinstance(section, Mapping):
@@ -164,3 +183,20 @@ def load_train_config(
     # model is built only after the data is read, where the file is no longer known)
     ModelConfig.from_dict({**model, "input_dim": 1, "num_tokens": 2}, f"{source}: model")
     return model, TrainConfig.from_dict(config.get("training") or {}, source)
+
+
+def save_train_config(
+    path: str | os.PathLike,
+    model_section: Mapping[str, Any],
+    cfg: TrainConfig,
+    comments: Sequence[str] = (),
+) -> None:
+    """Write the config a run trained with as a training YAML that ``load_train_config`` reads
+    back to the same settings: every ``training:`` option (defaults included, so that a later
+    change of a default cannot change what the file means) and the ``model:`` section without
+    the sizes taken from the data. ``comments`` become ``#`` lines at the top. Atomic."""
+    model = {k: v for k, v in model_section.items() if k not in ("input_dim", "num_tokens")}
+    text = yaml.safe_dump({"model": model, "training": cfg.to_dict()}, sort_keys=False)
+    with atomic_write(path) as handle:
+        handle.writelines(f"# {line}\n" for line in comments)
+        handle.write(text)

@@ -24,11 +24,13 @@ from asr.training.weight_noise import noisy_weights
 
 @dataclass
 class StepResult:
-    """What one step did: the summed CTC loss (None when skipped) and its token count."""
+    """What one step did: the summed CTC loss (None when skipped), its token count and the
+    global gradient norm before clipping (None when the loss was not finite: no backward)."""
 
     loss: float | None
     tokens: int
     skipped: str = ""  # "loss" or "gradient" when the batch was skipped
+    grad_norm: float | None = None
 
 
 class TrainStep:
@@ -124,8 +126,8 @@ class TrainStep:
         norm = float(torch.nn.utils.clip_grad_norm_(parameters, limit))
         if not math.isfinite(norm) and not self.scaler.is_enabled():
             self.optimizer.zero_grad(set_to_none=True)
-            return StepResult(None, num_tokens, "gradient")
+            return StepResult(None, num_tokens, "gradient", grad_norm=norm)
         # with fp16 the scaler skips inf/NaN gradients itself and lowers its scale
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        return StepResult(float(loss.detach()), num_tokens)
+        return StepResult(float(loss.detach()), num_tokens, grad_norm=norm)

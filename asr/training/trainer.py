@@ -2,11 +2,15 @@
 
 One epoch = one pass over the training batches (length-sorted, packed to ``batch_frames``, in an
 order shuffled from ``(seed, epoch)``), then the dev loss and the dev token error rate (greedy
-decoding). After each epoch, in this order: ``epoch-N.pt`` (the model), ``history.tsv``,
-``train.log``, ``curves.png`` and last ``checkpoint.pt``, which holds everything resuming needs
-(model, optimizer with its learning rate, schedule counters, history, RNG state). Every file is
-written atomically, so after a kill ``checkpoint.pt`` is the last complete epoch and
-``--resume`` continues from it exactly as if nothing had happened. ``final.pt`` is the model
+decoding). Before the first epoch, ``tokens.txt`` and ``config.yaml`` (the config the run
+trains with, command-line overrides applied: ``asr train --config EXP_DIR/config.yaml`` repeats
+it). After each epoch, in this order: the TensorBoard events of the epoch are flushed
+(``tensorboard/``, see :mod:`asr.training.tensorboard`), ``epoch-N.pt`` (the model),
+``history.tsv``, ``train.log``, ``curves.png`` and last ``checkpoint.pt``, which holds everything
+resuming needs (model, optimizer with its learning rate, schedule counters, step count, history,
+RNG state). Every file but the event files is written atomically, so after a kill
+``checkpoint.pt`` is the last complete epoch and ``--resume`` continues from it exactly as if
+nothing had happened (TensorBoard drops the steps logged after it). ``final.pt`` is the model
 package of the epoch with the lowest dev loss.
 
 Fine-tuning: ``init_from`` (``--init-from``, ``training.init_from``) starts a new run from the
@@ -27,6 +31,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shlex
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +42,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from asr import fileio
 from asr.decoding.greedy import greedy_decode
 from asr.errors import ConfigError, TrainingError
 from asr.features.dataset import (
@@ -53,7 +59,7 @@ from asr.nn.precision import autocast, precision_name, resolve_precision
 from asr.score import wer
 from asr.score.align import LEVENSHTEIN_COSTS
 from asr.training import distributed, plateau
-from asr.training.config import TrainConfig, load_train_config
+from asr.training.config import TrainConfig, load_train_config, save_train_config
 from asr.training.curves import plot_curves
 from asr.training.distributed import World, all_gather_objects, all_sum, world_from_env
 from asr.training.expdir import (
@@ -74,9 +80,12 @@ from asr.training.setup import (
     wrap_for_processes,
 )
 from asr.training.step import TrainStep
+from asr.training.tensorboard import TENSORBOARD_DIR, TensorBoardLog
 from asr.version import __version__
 
 logger = logging.getLogger(__name__)
+
+CONFIG = "config.yaml"  # the resolved training config of the run, in the exp dir
 
 
 @dataclass
@@ -215,6 +224,9 @@ class _Trainer:
             self.train_set.preload()
             self.dev_set.preload()
         self.state: dict[str, Any] = initial_state(seed, self.notes)
+        # optimisation steps (TensorBoard's x axis) and skipped batches, over the whole run
+        self.state.update(global_step=0, skipped_batches=0)
+        self.tensorboard: TensorBoardLog | None = None
 
     # --- persistence -------------------------------------------------------------------------
 
@@ -368,6 +380,9 @@ class _Trainer:
         if payload.get("scaler"):
             self.step.scaler.load_state_dict(payload["scaler"])
         self.state = payload["train_state"]
+        # a checkpoint from before the step count was kept starts counting here
+        self.state.setdefault("global_step", 0)
+        self.state.setdefault("skipped_batches", 0)
         if self.state["seed"] != self.seed:
             # the batch order of the remaining epochs derives from the run's seed: keep it
             logger.warning("%s: keeping the run's seed %d", path, self.state["seed"])
@@ -382,6 +397,24 @@ class _Trainer:
         ):
             self.state["stop_reason"] = ""  # max_epochs was raised: carry on
         logger.info("resuming %s after epoch %d", self.exp_dir, self.state["epoch"])
+
+    def write_config(self, comments: Sequence[str]) -> None:
+        """``config.yaml``: the config this run trains with (see save_train_config)."""
+        path = self.exp_dir / CONFIG
+        fileio.remove_stale_temps(path)  # left by a run killed while writing it
+        with writing(path):
+            save_train_config(path, self.model_config.to_dict(), self.cfg, comments)
+
+    def open_tensorboard(self) -> None:
+        """Start the TensorBoard writer (rank 0, when ``training.tensorboard`` is on)."""
+        if self.world.is_main and self.cfg.tensorboard:
+            log_dir = self.exp_dir / TENSORBOARD_DIR
+            self.tensorboard = TensorBoardLog(log_dir, self.state["global_step"])
+
+    def close(self) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+            self.tensorboard = None
 
     # --- the loop ----------------------------------------------------------------------------
 
@@ -443,6 +476,7 @@ class _Trainer:
             bar.update(1)
             if result.loss is None:
                 skipped += 1
+                self.state["skipped_batches"] += 1
                 # counted across epochs (and kept in the checkpoint): "in a row" means in a row
                 in_a_row = self.state.get("nonfinite_in_a_row", 0) + 1
                 self.state["nonfinite_in_a_row"] = in_a_row
@@ -455,6 +489,15 @@ class _Trainer:
                     )
                 continue
             self.state["nonfinite_in_a_row"] = 0
+            self.state["global_step"] += 1
+            if self.tensorboard is not None:
+                self.tensorboard.step(
+                    self.state["global_step"],
+                    result.loss / max(result.tokens, 1),
+                    float(self.optimizer.param_groups[0]["lr"]),
+                    math.nan if result.grad_norm is None else result.grad_norm,
+                    self.state["skipped_batches"],
+                )
             total_loss += result.loss
             total_tokens += result.tokens
             bar.set_postfix(loss=f"{total_loss / max(total_tokens, 1):.3f}")
@@ -560,6 +603,8 @@ class _Trainer:
             if not s["stop_reason"] and epoch >= self.cfg.max_epochs:
                 s["stop_reason"] = f"max_epochs {epoch}"
             logger.info(format_epoch(record))
+            if self.tensorboard is not None:
+                self.tensorboard.epoch(s["global_step"], record)
             self.save_epoch()
             if epoch_callback is not None:
                 epoch_callback(record)
@@ -700,6 +745,7 @@ def train(
     overrides: Mapping[str, Any] | None = None,
     init_from: str | os.PathLike | None = None,
     command: str | None = None,
+    config_overrides: Sequence[str] = (),
 ) -> TrainSummary:
     """Train a CTC model; see the module docstring for the files written to ``exp_dir``.
 
@@ -707,8 +753,12 @@ def train(
     there is none); without it an existing checkpoint is an error, so that nothing is overwritten
     by accident. ``threads`` sets torch's CPU threads (default: the cores shared among the
     processes on this machine). ``epoch_callback`` receives each epoch's history record after
-    its checkpoint is written. ``overrides`` replace ``training:`` options of the config (the
-    command line's ``--precision``, ``--workers``, ``--no-spec-augment``).
+    its checkpoint is written. ``config_overrides`` are ``dotted.key=value`` strings that set
+    any key of the config (``training.lr=0.0005``, ``model.hidden_size=320``; see
+    :func:`asr.config.apply_overrides`); a bad one is refused like a bad key in the file.
+    ``overrides`` then replace ``training:`` options (the command line's ``--precision``,
+    ``--workers``, ``--no-spec-augment``, ``--no-tensorboard``). The config the run trains with,
+    all of it applied, is written to ``exp_dir/config.yaml`` and ``train.log`` names the overrides.
 
     ``init_from`` (or the config's ``training.init_from``; the argument wins) is a model package
     whose weights start a new run, for fine-tuning: same input dimension and architecture,
@@ -729,9 +779,10 @@ def train(
     """
 
     begin = time.monotonic()
-    model_section, cfg = load_train_config(config)
+    model_section, cfg = load_train_config(config, config_overrides)
     if overrides:
         cfg = TrainConfig.from_dict({**cfg.to_dict(), **overrides}, "command line")
+    config_note = _config_note(config, config_overrides, overrides or {})
     if init_from is not None:
         cfg = TrainConfig.from_dict({**cfg.to_dict(), "init_from": str(init_from)}, "init_from")
     world = world_from_env()
@@ -751,6 +802,7 @@ def train(
         )
     distributed.init(world, dev)
     locks: list[int] = []
+    trainer: _Trainer | None = None
     try:
         trainer = _Trainer(
             model_section,
@@ -786,10 +838,37 @@ def train(
                 logger.info("%s: no checkpoint, starting from scratch", checkpoint)
             if cfg.init_from:
                 trainer.init_from(cfg.init_from)
+        trainer.state["notes"].append(config_note)
         trainer.on_main(lambda: save_tokens(trainer.tokens, exp_dir / "tokens.txt"))
+        repeat = f"asr train --config {CONFIG} repeats it (with --seed {trainer.seed})"
+        trainer.on_main(lambda: trainer.write_config([config_note, repeat]))
+        trainer.on_main(trainer.open_tensorboard)
         trainer.fit(epoch_callback)
         return trainer.finish(time.monotonic() - begin)
     finally:
+        if trainer is not None:
+            trainer.close()  # flushes the TensorBoard events of an interrupted run too
         if locks:
             unlock_exp_dir(exp_dir, locks[0])
         distributed.shutdown()
+
+
+def _config_note(
+    config: str | os.PathLike | Mapping[str, Any],
+    config_overrides: Sequence[str],
+    flags: Mapping[str, Any],
+) -> str:
+    """The train.log line naming the config, its command-line overrides and config.yaml."""
+    note = "config " + ("given as a mapping" if isinstance(config, Mapping) else str(config))
+    if config_overrides:
+        note += f" with command-line overrides {shlex.join(config_overrides)}"
+    if flags:
+        note += "; from flags: " + " ".join(f"training.{k}={_yaml(v)}" for k, v in flags.items())
+    return f"{note}; the resolved config is {CONFIG}"
+
+
+def _yaml(value: Any) -> str:
+    """A flag's value as a dotted override would spell it (None -> null, False -> false)."""
+    if value is None:
+        return "null"
+    return str(value).lower() if isinstance(value, bool) else str(value)
