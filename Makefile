@@ -12,6 +12,8 @@ APT_PACKAGES += cmake g++ make libboost-program-options-dev libboost-system-dev 
   libboost-thread-dev libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev
 # ffmpeg decodes WSJ's shorten-compressed SPHERE audio where sph2pipe is missing (recipes/wsj).
 APT_PACKAGES += ffmpeg
+# Slurm and munge: tests/test_slurm.py runs the slurm job launcher on a real one-node cluster.
+APT_PACKAGES += slurm-wlm munge
 
 .PHONY: setup apt demo demo-yesno test bench bench-setup wsj-tools lint clean
 

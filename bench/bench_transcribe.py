@@ -5,7 +5,8 @@ does not depend on the weights), packaged in a temporary directory with the synt
 feature config (40 log-mel bins + deltas + delta-deltas, per-recording CMVN). Inputs are
 generated: ``--files`` recordings of 2-10 s of espeak-ng speech (grammar prompts, several
 voices, resampled to 16 kHz WAV), and a one-hour FLAC of synthesized sentences separated by
-pauses of 0.3-1.5 s. Everything runs with ``--threads`` torch threads (2 by default), greedy.
+pauses of 0.3-1.5 s. Everything runs with ``--threads`` torch threads (2 by default), greedy, in
+fp32 (bf16, where the CPU has it, is bench/bench_transcribe_decoder.py's).
 
 Measured, in this process:
 - end to end: ``Recognizer.transcribe_many`` over the files (reading, features, network, greedy
@@ -226,6 +227,7 @@ def cli(package: Path, directory: Path, threads: int, batch_seconds: float) -> f
     from asr.cli import main
 
     argv = ["transcribe", str(package), str(directory), "--threads", str(threads)]
+    argv += ["--precision", "fp32"]  # as the stage rows, which run the model in fp32
     argv += ["--batch-seconds", str(batch_seconds), "--no-progress"]
     out, err = io.StringIO(), io.StringIO()
     begin = time.perf_counter()
@@ -244,7 +246,7 @@ def rss(field):
         if line.startswith(field):
             return int(line.split()[1]) / 1024
 import asr
-recognizer = asr.load_model(sys.argv[1], threads=int(sys.argv[3]))
+recognizer = asr.load_model(sys.argv[1], threads=int(sys.argv[3]), precision="fp32")
 loaded = rss("VmRSS:")
 begin = time.perf_counter()
 transcript = recognizer.transcribe(sys.argv[2])
@@ -310,7 +312,7 @@ def main() -> None:
             f"median of {args.repeats} runs, load average {os.getloadavg()[0]:.1f} "
             f"(inputs ready in {time.perf_counter() - begin:.0f} s)"
         )
-        recognizer = asr.load_model(package, threads=args.threads)
+        recognizer = asr.load_model(package, threads=args.threads, precision="fp32")
         end_to_end(recognizer, paths[:4], batch_seconds)  # warm-up
         runs: dict[str, list[float]] = {}
         for _ in range(args.repeats):

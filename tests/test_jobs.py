@@ -144,8 +144,10 @@ def test_decode_in_jobs_equals_one_job(tmp_path: Path, tiny_trained_model) -> No
         assert done.returncode == 0, done.stderr
         assert (one / "text").read_bytes() == (many / "text").read_bytes()
         assert sorted(p.name for p in (many / "log").iterdir()) == [
-            "decode.1.log", "decode.2.log", "decode.3.log"
-        ]  # fmt: skip
+            "decode.1.log",
+            "decode.2.log",
+            "decode.3.log",
+        ]
 
 
 def test_launcher_specs_and_local_failures(tmp_path: Path) -> None:
@@ -179,8 +181,11 @@ def test_launcher_specs_and_local_failures(tmp_path: Path) -> None:
     env_path.mkdir()
     done = subprocess.run(
         [sys.executable, "-m", "asr", "features", str(data), "--nj", "2", "--cmd", "slurm"],
-        capture_output=True, text=True, env={"PATH": str(env_path)}, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env={"PATH": str(env_path)},
+        timeout=120,
+    )
     assert done.returncode == 1
     assert done.stderr == (
         "asr features: error: slurm launcher: srun not found (install Slurm's client tools, "

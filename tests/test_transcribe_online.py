@@ -55,9 +55,15 @@ def deltas_package(path: Path) -> Path:
     )
     dim = 3 * MEL_BINS
     config = ModelConfig(
-        input_dim=dim, num_tokens=4, cell="lstm", num_layers=2, hidden_size=3,
-        bidirectional=False, stack=3, skip=3,
-    )  # fmt: skip
+        input_dim=dim,
+        num_tokens=4,
+        cell="lstm",
+        num_layers=2,
+        hidden_size=3,
+        bidirectional=False,
+        stack=3,
+        skip=3,
+    )
     model = AcousticModel(config)
     state = {name: torch.zeros_like(value) for name, value in model.state_dict().items()}
     # layer 1: LSTM cell gates; the cell input ("g", rows 6-8) carries the tone evidence with
@@ -217,8 +223,10 @@ def test_wav_stream_problems_are_one_line() -> None:
 def _cli(args: list[str], stdin: bytes | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "asr", "transcribe", *args],
-        input=stdin, capture_output=True, timeout=300,
-    )  # fmt: skip
+        input=stdin,
+        capture_output=True,
+        timeout=300,
+    )
 
 
 def test_cli_online_file_and_stdin_stream(packages: dict[str, Path], tmp_path: Path) -> None:
@@ -226,8 +234,19 @@ def test_cli_online_file_and_stdin_stream(packages: dict[str, Path], tmp_path: P
     wave = signal(parts, seed=4)
     wav = write_wav(tmp_path / "talk.wav", wave)
     offline = load_model(packages["deltas_global"], precision="fp32").transcribe(wav)
-    done = _cli([str(packages["deltas_global"]), str(wav), "--online", "--precision", "fp32",
-                 "--format", "json", "--output-dir", str(tmp_path / "out")])  # fmt: skip
+    done = _cli(
+        [
+            str(packages["deltas_global"]),
+            str(wav),
+            "--online",
+            "--precision",
+            "fp32",
+            "--format",
+            "json",
+            "--output-dir",
+            str(tmp_path / "out"),
+        ]
+    )
     assert done.returncode == 0, done.stderr
     rows = [line.split("\t") for line in done.stdout.decode().splitlines()]
     assert [r[3] for r in rows] == offline.text.split()
@@ -262,11 +281,13 @@ def test_bidirectional_models_and_offline_options_are_refused(
     bidirectional = tmp_path / "blstm.pt"
     save_package(
         ModelPackage(
-            AcousticModel(config).state_dict(), config.to_dict(), ["<blk>", "a", "b", "c"],
+            AcousticModel(config).state_dict(),
+            config.to_dict(),
+            ["<blk>", "a", "b", "c"],
             {**features.to_dict(), "options": {"num_mel_bins": MEL_BINS, "dither": 0.0}},
         ),
         bidirectional,
-    )  # fmt: skip
+    )
     wav = write_wav(tmp_path / "x.wav", signal([("lo", 0.3)]))
     done = _cli([str(bidirectional), str(wav), "--online"])
     lines = done.stderr.decode().strip().splitlines()

@@ -98,9 +98,18 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     train_arpa([lm_text], arpa, order=2, memory="50M")
     # a grid on "dev" (the same audio: what is tested is that the choice travels, not its worth)
     asr_cli(
-        "decode", str(package), str(data), str(root / "dev_grid"), "--lexicon", str(lexicon),
-        "--word-lm", str(arpa), "--lm-weight=0.3,2.0", "--word-score=-1,1.5", "--no-progress",
-    )  # fmt: skip
+        "decode",
+        str(package),
+        str(data),
+        str(root / "dev_grid"),
+        "--lexicon",
+        str(lexicon),
+        "--word-lm",
+        str(arpa),
+        "--lm-weight=0.3,2.0",
+        "--word-score=-1,1.5",
+        "--no-progress",
+    )
     # an experiment dir with that one "epoch", as asr package reads it
     exp = root / "exp"
     exp.mkdir()
@@ -121,9 +130,17 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def make_lm_package(setup: dict[str, Path], name: str, *extra: str) -> Path:
     out = setup["root"] / name
     asr_cli(
-        "package", str(setup["exp"]), str(out), "--lexicon", str(setup["lexicon"]),
-        "--lm", str(setup["arpa"]), "--tuned-on", str(setup["grid"]), *extra,
-    )  # fmt: skip
+        "package",
+        str(setup["exp"]),
+        str(out),
+        "--lexicon",
+        str(setup["lexicon"]),
+        "--lm",
+        str(setup["arpa"]),
+        "--tuned-on",
+        str(setup["grid"]),
+        *extra,
+    )
     return out
 
 
@@ -134,9 +151,16 @@ def embedded(setup: dict[str, Path]) -> Path:
 
 def transcribe_texts(model: Path, audio: Path, out: Path, *options: str) -> dict[str, dict]:
     asr_cli(
-        "transcribe", str(model), str(audio), "--format", "json", "--output-dir", str(out),
-        "--no-progress", *options,
-    )  # fmt: skip
+        "transcribe",
+        str(model),
+        str(audio),
+        "--format",
+        "json",
+        "--output-dir",
+        str(out),
+        "--no-progress",
+        *options,
+    )
     return {p.stem: json.loads(p.read_text()) for p in sorted(out.glob("*.json"))}
 
 
@@ -151,10 +175,18 @@ def test_package_transcribes_with_its_lexicon_lm_and_tuned_weights_as_decode_doe
     )
     # asr decode with the same lexicon, LM and tuned weights, on the same audio's features
     asr_cli(
-        "decode", str(setup["package"]), str(setup["data"]), str(setup["root"] / "test_lex"),
-        "--lexicon", str(setup["lexicon"]), "--word-lm", str(setup["arpa"]),
-        "--tuned-on", str(setup["grid"]), "--no-progress",
-    )  # fmt: skip
+        "decode",
+        str(setup["package"]),
+        str(setup["data"]),
+        str(setup["root"] / "test_lex"),
+        "--lexicon",
+        str(setup["lexicon"]),
+        "--word-lm",
+        str(setup["arpa"]),
+        "--tuned-on",
+        str(setup["grid"]),
+        "--no-progress",
+    )
     decoded = read_text(setup["root"] / "test_lex" / "text")
     results = transcribe_texts(embedded, setup["audio"], setup["root"] / "t_lex")
     assert {utt: r["text"] for utt, r in results.items()} == decoded
@@ -204,9 +236,16 @@ def test_nbest_scores_are_the_recorded_weights_sum(setup: dict[str, Path], embed
             assert n["score"] == pytest.approx(total, abs=2e-3)
     # overrides on the command line win over the package's weights
     heavy = transcribe_texts(
-        embedded, setup["audio"], setup["root"] / "t_heavy", "--lm-weight", "7",
-        "--word-score", "-2", "--nbest", "2",
-    )  # fmt: skip
+        embedded,
+        setup["audio"],
+        setup["root"] / "t_heavy",
+        "--lm-weight",
+        "7",
+        "--word-score",
+        "-2",
+        "--nbest",
+        "2",
+    )
     for result in heavy.values():
         n = result["nbest"][0]
         total = n["am_score"] + 7 * n["lm_score"] - 2 * len(n["text"].split())
@@ -238,9 +277,16 @@ def test_missing_or_changed_lm_is_one_line_with_the_way_out(setup: dict[str, Pat
     arpa.write_bytes(setup["arpa"].read_bytes())
     out = root / "model.pt"
     asr_cli(
-        "package", str(setup["exp"]), str(out), "--lexicon", str(lexicon), "--lm", str(arpa),
-        "--tuned-on", str(setup["grid"]),
-    )  # fmt: skip
+        "package",
+        str(setup["exp"]),
+        str(out),
+        "--lexicon",
+        str(lexicon),
+        "--lm",
+        str(arpa),
+        "--tuned-on",
+        str(setup["grid"]),
+    )
     wav = str(setup["audio"] / "u1.wav")
     assert asr_cli("transcribe", str(out), wav, "--no-progress").stdout.endswith("\tab ba\n")
     arpa.rename(root / "moved.arpa")
@@ -306,9 +352,15 @@ def test_whisper_writers_read_our_json(setup: dict[str, Path], embedded: Path, t
     wav = write_wav(tmp_path / "long.wav", wave)
     out = tmp_path / "ours"
     asr_cli(
-        "transcribe", str(embedded), str(wav), "--format", "json,srt", "--output-dir", str(out),
+        "transcribe",
+        str(embedded),
+        str(wav),
+        "--format",
+        "json,srt",
+        "--output-dir",
+        str(out),
         "--no-progress",
-    )  # fmt: skip
+    )
     result = json.loads((out / "long.json").read_text())
     assert result["language"] == "en"
     segments = result["segments"]
@@ -350,9 +402,15 @@ def test_model_card_from_package_and_training(
     wer = tmp_path / "wer"
     wer.write_text("%WER 12.50 [ 1 / 8, 0 ins, 1 del, 0 sub ]\n%SER 50.00 [ 1 / 2 ]\n")
     out = make_lm_package(
-        setup, "carded.pt", "--embed", "--result", f"tones test={wer}", "--license",
-        "CC0-1.0", "--card",
-    )  # fmt: skip
+        setup,
+        "carded.pt",
+        "--embed",
+        "--result",
+        f"tones test={wer}",
+        "--license",
+        "CC0-1.0",
+        "--card",
+    )
     card = (out.parent / "MODEL_CARD.md").read_text()
     shown = asr_cli("info", str(out)).stdout
     assert shown == card
@@ -418,8 +476,11 @@ def test_precision_auto_follows_the_cpu_and_bf16_reads_as_fp32(
     env = {**os.environ, "ASR_CPU_BF16": "0"}
     done = subprocess.run(
         [sys.executable, "-m", "asr", "transcribe", str(embedded), str(files[0]), "--bf16"],
-        capture_output=True, text=True, env=env, timeout=300,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert done.returncode == 1 and done.stderr.count("\n") == 1
     assert "precision bf16: ASR_CPU_BF16=0 says this CPU has no native bf16" in done.stderr
     monkeypatch.setenv("ASR_CPU_BF16", "1")  # the native path (emulated where the CPU lacks it)
@@ -451,9 +512,14 @@ def test_onnxruntime_backend_gives_the_torch_transcripts(
             [w.confidence for w in theirs.words], abs=1e-4
         )
     done = asr_cli(
-        "transcribe", str(embedded), str(files[0]), "--backend", "onnxruntime", "--bf16",
+        "transcribe",
+        str(embedded),
+        str(files[0]),
+        "--backend",
+        "onnxruntime",
+        "--bf16",
         check=False,
-    )  # fmt: skip
+    )
     assert done.returncode == 1
     assert done.stderr.strip() == (
         "asr transcribe: error: the onnxruntime backend runs the exported network in fp32"

@@ -121,6 +121,20 @@ class Launcher:
             first = answer.splitlines()[0] if answer else f"exit status {done.returncode}"
             raise JobError(f"slurm launcher: the Slurm controller does not answer ({first})")
 
+    def job_env(self, parallel: int) -> dict[str, str]:
+        """The environment of each job: the threads of its math libraries set to its share of
+        the cores (local: the cores over the jobs running at once; Slurm: its --cpus), unless
+        the caller set them. N jobs with all the cores each fight over them: two feature jobs
+        on 2 cores ran 3x slower than one job alone (docs/benchmarks.md)."""
+        if self.kind == "local":
+            share = max(1, (os.cpu_count() or 1) // max(1, parallel))
+        else:
+            share = self.cpus or 1
+        env = dict(os.environ)
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env.setdefault(name, str(share))
+        return env
+
     def command(self, job: Sequence[str], name: str, log: Path) -> list[str]:
         """The command line that runs ``job`` as job ``name``, its output in ``log``."""
         if self.kind == "local":
@@ -156,6 +170,8 @@ def run_jobs(
     except OSError as exc:
         raise JobError(f"{log_dir}: cannot create the log folder ({exc.strerror})") from None
     limit = launcher.max_jobs or (len(jobs) if launcher.kind == "slurm" else os.cpu_count() or 1)
+    parallel = min(limit, len(jobs))
+    env = launcher.job_env(parallel)
 
     def one(index: int) -> tuple[int, float]:
         log = log_dir / f"{name}.{index}.log"
@@ -167,11 +183,11 @@ def run_jobs(
             # under Slurm, srun appends the job's output to the log itself, and its own
             # complaints (an allocation refused) come here and go there too
             code = subprocess.run(
-                argv, stdout=handle, stderr=subprocess.STDOUT, check=False
+                argv, stdout=handle, stderr=subprocess.STDOUT, env=env, check=False
             ).returncode
         return code, time.monotonic() - begin
 
-    with ThreadPoolExecutor(max_workers=min(limit, len(jobs))) as pool:
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
         outcomes = list(pool.map(one, range(1, len(jobs) + 1)))
     failed = [(j, code) for j, (code, _) in enumerate(outcomes, start=1) if code != 0]
     if failed:

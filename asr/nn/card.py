@@ -70,7 +70,7 @@ def _architecture(config: ModelConfig) -> str:
     if config.projection_size:
         text += f", projection {config.projection_size}"
     if config.stack > 1 or config.skip > 1:
-        text += f", {config.stack} frames stacked, every {config.skip}th kept"
+        text += f", {config.stack} frames stacked, subsampled by {config.skip}"
     return text
 
 

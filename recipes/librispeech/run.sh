@@ -26,6 +26,7 @@
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")"
 . ./path.sh
+. ./cmd.sh
 . ../utils/stage.sh
 . ../utils/asr_train.sh
 
@@ -46,6 +47,7 @@ stage=0           # first stage to run
 stop_stage=100    # last stage to run
 threads=0         # 0: all cores
 device=cpu        # cpu or cuda
+nj=4              # jobs for features and decoding (split by speaker; run as cmd.sh says)
 nproc=1           # training processes (torchrun when more than 1)
 data=data         # data directories
 exp=exp           # experiments
@@ -82,7 +84,8 @@ fi
 if run_stage 1; then
   echo "== stage 1: features ($feature_conf)"
   for s in $train_sets $eval_sets; do
-    asr features "$data/$(setdir "$s")" --config "$feature_conf" --no-progress
+    asr features "$data/$(setdir "$s")" --config "$feature_conf" --no-progress \
+      --nj "$nj" --cmd "$train_cmd"
   done
   srcs=()
   for s in $train_sets; do srcs+=("$data/$(setdir "$s")"); done
@@ -145,7 +148,8 @@ decode() {  # $1 = set, $2 = out dir, then extra asr decode options
   shift 2
   asr decode "$e/final.pt" "$data/$s$suffix" "$out" --lexicon "$lang/lexicon.txt" \
     --word-lm "$lmdir/lm.bin" --beam-size "$beam_size" --beam-threshold "$beam_threshold" \
-    --device "$device" --no-progress "${thread_opts[@]}" "$@" 2>>"$e/decode.log"
+    --device "$device" --no-progress "${thread_opts[@]}" --nj "$nj" --cmd "$decode_cmd" "$@" \
+    2>>"$e/decode.log"
 }
 
 if run_stage 6; then

@@ -4,7 +4,7 @@
 # that never occur in training. Needs no corpus and no network; `make demo` runs it. See RESULTS.
 #
 #   ./run.sh [--hours H] [--dev-utts N] [--test-utts N] [--stage N] [--stop-stage M]
-#            [--seed S] [--threads N] [--jobs N]
+#            [--seed S] [--threads N] [--jobs N] [--nj N]
 #            [--beam-size B] [--text "FILE ..."] [--device cpu|cuda] [--nproc N]
 #            [--order N] [--lm-weights "a,b,..."] [--word-scores "x,y,..."]
 #            [--vocal-tract LOW:HIGH] [--vtlp W] [--augment "reverb codec"]
@@ -38,6 +38,7 @@
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")"
 . ./path.sh
+. ./cmd.sh
 . ../utils/stage.sh
 . ../utils/asr_train.sh
 . ../utils/levers.sh
@@ -61,6 +62,7 @@ vtlp=0          # VTLP: largest random warp of the mel axis in training (trainin
 augment=        # copies of each training utterance: reverb (a simulated room), codec (one of
                 # telephone, gsm, mp3, opus), or both; empty: none
 device=cpu      # cpu or cuda
+nj=1              # jobs for features and decoding (split by speaker; run as cmd.sh says)
 nproc=1         # training processes (torchrun when more than 1)
 online=false    # true: stage 9 trains a forward-only word model and decodes the test set online
 phone_conf=conf/train_phone.yaml   # asr train config of the phone model
@@ -92,7 +94,7 @@ if run_stage 1; then
   echo "== stage 1: features"
   for x in train dev test; do
     asr features "$data/$x" --config "$feature_conf" --ark-dir "$data/$x/ark" --no-progress \
-      2>>"$data/features.log"
+      --nj "$nj" --cmd "$train_cmd" 2>>"$data/features.log"
     asr data copy "$data/$x" "$data/${x}_phone" --text "$data/$x/phones" >/dev/null
   done
   if [ -n "$augment" ]; then

@@ -28,6 +28,7 @@
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")"
 . ./path.sh
+. ./cmd.sh
 . ../utils/stage.sh
 . ../utils/asr_train.sh
 
@@ -45,6 +46,7 @@ stage=0           # first stage to run
 stop_stage=100    # last stage to run
 threads=0         # 0: all cores
 device=cpu        # cpu or cuda
+nj=4              # jobs for features and decoding (split by speaker; run as cmd.sh says)
 nproc=1           # training processes (torchrun when more than 1)
 data=data         # data directories
 exp=exp           # experiments
@@ -70,7 +72,8 @@ fi
 if run_stage 1; then
   echo "== stage 1: features ($feature_conf); 95/5 speaker split of train_si284"
   for s in train_si284 test_dev93 test_eval92; do
-    asr features "$data/$s" --config "$feature_conf" "${pipes[@]}" --no-progress
+    asr features "$data/$s" --config "$feature_conf" "${pipes[@]}" --no-progress \
+      --nj "$nj" --cmd "$train_cmd"
   done
   # every 20th speaker for cross-validation (EESEN: --cv-spk-percent 5)
   awk 'NR % 20 == 0 {print $1}' "$data/train_si284/spk2utt" > "$data/cv05.spk"
@@ -143,7 +146,8 @@ decode() {  # $1 = set, $2 = out dir, then extra asr decode options
   mkdir -p "$e"
   asr decode "$e/final.pt" "$data/${s}_words" "$out" --lexicon "$lang/lexicon.txt" \
     --word-lm "$lmdir/lm_tg.bin" --beam-size "$beam_size" --beam-threshold "$beam_threshold" \
-    --device "$device" --no-progress "${thread_opts[@]}" "$@" 2>>"$e/decode.log"
+    --device "$device" --no-progress "${thread_opts[@]}" --nj "$nj" --cmd "$decode_cmd" "$@" \
+    2>>"$e/decode.log"
 }
 
 if run_stage 6; then
