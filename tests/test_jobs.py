@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from test_train import write_synthetic
+from test_transcribe import make_package, signal
 
 from asr.errors import ConfigError
 from asr.jobs.launcher import JobError, Launcher, run_jobs
@@ -192,3 +193,53 @@ def test_launcher_specs_and_local_failures(tmp_path: Path) -> None:
         "e.g. Debian's slurm-client, or use the local launcher)\n"
     )
     assert not (data / "split2").exists() and not (data / "log").exists()
+
+
+def test_transcribe_a_data_dir_with_segments_in_jobs(tmp_path: Path) -> None:
+    """asr transcribe --data-dir: every utterance (a segment of a recording, here) by its id,
+    the same text in 1 job and in 3 (tone words, so the text is known)."""
+    package = make_package(tmp_path / "tones.pt")
+    data = tmp_path / "data"
+    data.mkdir()
+    scp, segments, utt2spk, expected = [], [], [], {}
+    for s, speaker in enumerate(SPEAKERS):
+        # one recording per speaker: "lo hi" then, after a pause, "mid"
+        parts = [("sil", 0.3), ("lo", 0.3), ("sil", 0.2), ("hi", 0.3), ("sil", 0.6)]
+        parts += [("mid", 0.3), ("sil", 0.3)]
+        wav = tmp_path / "wav" / f"{speaker}.wav"
+        wav.parent.mkdir(exist_ok=True)
+        sf.write(str(wav), signal(parts, seed=s), RATE)
+        scp.append(f"{speaker} {wav}\n")
+        for k, (start, end, words) in enumerate(((0.0, 1.4, "hi yo"), (1.5, 2.3, "ho"))):
+            utt = f"{speaker}-{k}"
+            segments.append(f"{utt} {speaker} {start} {end}\n")
+            utt2spk.append(f"{utt} {speaker}\n")
+            expected[utt] = words
+    (data / "wav.scp").write_text("".join(scp))
+    (data / "segments").write_text("".join(segments))
+    (data / "utt2spk").write_text("".join(utt2spk))
+    outputs = {}
+    for nj in (1, 3):
+        out = tmp_path / f"out{nj}"
+        done = asr(
+            "transcribe",
+            str(package),
+            "--data-dir",
+            str(data),
+            "--output-dir",
+            str(out),
+            "--nj",
+            str(nj),
+            "--format",
+            "json",
+            "--no-progress",
+        )
+        assert done.returncode == 0, done.stderr
+        outputs[nj] = (out / "text").read_bytes()
+        lines = (out / "text").read_text().splitlines()
+        assert dict(line.split(" ", 1) for line in lines) == expected
+        assert sorted(p.stem for p in out.glob("*.json")) == sorted(expected)
+    assert outputs[1] == outputs[3]
+    done = asr("transcribe", str(package), "--data-dir", str(data), "--no-progress")
+    assert done.returncode == 1
+    assert done.stderr.strip().endswith("--data-dir needs --output-dir (for OUTPUT_DIR/text)")

@@ -12,11 +12,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from asr.cli.jobs import ASR, add_job_options, split_for_jobs
 from asr.data.audio import load_audio
+from asr.data.datadir import DataDir
 from asr.data.wav_stream import wav_stream
 from asr.decoding.timing import TimedUnit
 from asr.errors import AsrError, AudioError, ConfigError
 from asr.fileio import fault_point
+from asr.jobs.launcher import Launcher, run_jobs
+from asr.nn.package import load_package
+from asr.score import read_transcripts, write_transcripts
 from asr.transcribe import load_model
 from asr.transcribe.online import load_online_model
 from asr.transcribe.recognizer import DEFAULT_OVERLAP_SECONDS
@@ -46,7 +51,22 @@ def add_parser(subparsers: argparse._SubParsersAction, help: str | None = None) 
         "cannot be written is reported on one line and skipped; the exit status is then 1.",
     )
     parser.add_argument("model", metavar="MODEL", help="model package, e.g. exp/word/final.pt")
-    parser.add_argument("inputs", metavar="INPUT", nargs="+", help="audio file, directory, glob, -")
+    parser.add_argument(
+        "inputs", metavar="INPUT", nargs="*", help="audio file, directory, glob, - (or --data-dir)"
+    )
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="transcribe a Kaldi data dir instead of INPUTs: every utterance of wav.scp (its "
+        "segment, with segments), written as OUTPUT_DIR/text (Kaldi text, by utterance id) and "
+        "any --format files named by utterance id; with --nj N split by speaker into N jobs",
+    )
+    parser.add_argument(
+        "--allow-pipes",
+        action="store_true",
+        help="with --data-dir: run wav.scp entries that are shell commands ('cmd |')",
+    )
+    add_job_options(parser)
     parser.add_argument(
         "--format",
         default=None,
@@ -248,23 +268,22 @@ def run(args: argparse.Namespace) -> int:
     if args.inputs.count("-") > 1:
         raise ConfigError("- (stdin) given more than once")
 
+    if args.data_dir is not None:
+        if args.inputs:
+            raise ConfigError("give INPUTs or --data-dir, not both")
+        if args.online:
+            raise ConfigError("--online reads audio as it arrives; not with --data-dir")
+        if args.output_dir is None:
+            raise ConfigError("--data-dir needs --output-dir (for OUTPUT_DIR/text)")
+        # only the formats asked for: OUTPUT_DIR/text is the data dir's transcript
+        return run_datadir(args, parse_formats(args.format) if args.format else [], out_dir)
+    if not args.inputs:
+        raise ConfigError("no INPUT given (audio files, directories, globs, - or --data-dir)")
+    if args.nj != 1:
+        raise ConfigError("--nj splits a data dir: give --data-dir")
     if args.online:
         return run_online(args, formats, out_dir)
-    # the model first: a bad model file is one line before anything else happens
-    recognizer = load_model(
-        args.model,
-        device=args.device,
-        threads=args.threads,
-        precision="bf16" if args.bf16 else args.precision,
-        backend=args.backend,
-        max_window_seconds=args.max_window_seconds,
-        overlap_seconds=min(DEFAULT_OVERLAP_SECONDS, args.max_window_seconds / 4),
-        beam_size=args.beam_size,
-        lm_weight=args.lm_weight,
-        word_score=args.word_score,
-        use_lm=not args.no_lm,
-        nbest=args.nbest,
-    )
+    recognizer = _load(args)
 
     if formats:
         _check_output_dir(out_dir)
@@ -439,3 +458,124 @@ def run_online(args: argparse.Namespace, formats: list[str], out_dir: Path) -> i
 
 def _print_word(name: str, word: TimedUnit) -> None:
     print(f"{escape_name(name)}\t{word.start:.2f}\t{word.end:.2f}\t{word.text}", flush=True)
+
+
+def _load(args: argparse.Namespace):
+    """The recognizer the options ask for; a bad model file is one line before anything else."""
+    return load_model(
+        args.model,
+        device=args.device,
+        threads=args.threads,
+        precision="bf16" if args.bf16 else args.precision,
+        backend=args.backend,
+        max_window_seconds=args.max_window_seconds,
+        overlap_seconds=min(DEFAULT_OVERLAP_SECONDS, args.max_window_seconds / 4),
+        beam_size=args.beam_size,
+        lm_weight=args.lm_weight,
+        word_score=args.word_score,
+        use_lm=not args.no_lm,
+        nbest=args.nbest,
+    )
+
+
+def run_datadir(args: argparse.Namespace, formats: list[str], out_dir: Path) -> int:
+    """--data-dir: every utterance of a Kaldi data dir, OUTPUT_DIR/text by utterance id;
+    with --nj, split by speaker and run as jobs, the texts merged in the data dir's order."""
+    data_dir = Path(args.data_dir)
+    if args.nj > 1:
+        load_package(args.model)  # a bad model file is one line before any job starts
+        _check_output_dir(out_dir)
+        launcher = Launcher.parse(args.cmd)
+        launcher.check()  # an unreachable scheduler is one line before anything is split
+        parts = split_for_jobs(data_dir, args.nj)
+        split = out_dir / parts[0].parent.name
+        options = _datadir_job_options(args)
+        jobs = [
+            [
+                *ASR,
+                "transcribe",
+                args.model,
+                "--data-dir",
+                str(part),
+                "--output-dir",
+                str(split / part.name),
+                *options,
+            ]
+            for part in parts
+        ]
+        run_jobs(launcher, "transcribe", jobs, out_dir / "log")
+        texts: dict[str, str] = {}
+        for part in parts:
+            texts.update(read_transcripts(split / part.name / "text"))
+        write_transcripts(out_dir / "text", texts)
+        if formats:  # each job wrote its files by utterance id; they move up unchanged
+            for part in parts:
+                for path in (split / part.name).iterdir():
+                    if path.is_file() and path.name != "text":
+                        path.replace(out_dir / path.name)
+        print(
+            f"asr transcribe: {len(texts)} utterances of {data_dir} in {len(parts)} jobs "
+            f"into {out_dir / 'text'}",
+            file=sys.stderr,
+        )
+        return 0
+    recognizer = _load(args)
+    data = DataDir.load(data_dir)
+    _check_output_dir(out_dir)
+    failures: list[str] = []
+    utt_of: dict[int, str] = {}
+
+    def waves():
+        for utt in data.utt_ids:
+            try:
+                wave, rate = data.load_audio(utt, recognizer.sample_rate, args.allow_pipes)
+            except AsrError as exc:
+                print(f"asr transcribe: error: {escape_name(str(exc))}", file=sys.stderr)
+                failures.append(utt)
+                continue
+            item = (wave, rate)
+            utt_of[id(item)] = utt
+            yield item
+
+    texts = {}
+    start = time.perf_counter()
+    audio_seconds = 0.0
+    for item, result in recognizer.transcribe_many(
+        waves(), batch_seconds=args.batch_seconds, progress=not args.no_progress
+    ):
+        utt = utt_of.pop(id(item))
+        if isinstance(result, AsrError):
+            print(f"asr transcribe: error: {utt}: {escape_name(str(result))}", file=sys.stderr)
+            failures.append(utt)
+            continue
+        result.source = utt
+        texts[utt] = result.text
+        audio_seconds += result.duration
+        if formats:
+            write_transcript(result, out_dir, utt, formats)
+    write_transcripts(out_dir / "text", texts)
+    elapsed = time.perf_counter() - start
+    print(
+        f"asr transcribe: {len(texts)} utterances of {data_dir} transcribed "
+        f"({audio_seconds / 3600:.3f} h of audio in {elapsed:.1f} s), {len(failures)} failed; "
+        f"{recognizer.search.description}; {recognizer.backend} {recognizer.precision}",
+        file=sys.stderr,
+    )
+    return 1 if failures else 0
+
+
+def _datadir_job_options(args: argparse.Namespace) -> list[str]:
+    """What each job of --data-dir --nj transcribes with: the same model options."""
+    options = ["--no-progress", "--device", args.device, "--precision", args.precision]
+    options += ["--backend", args.backend, "--batch-seconds", repr(args.batch_seconds)]
+    options += ["--max-window-seconds", repr(args.max_window_seconds), "--nbest", str(args.nbest)]
+    pairs = [
+        ("--threads", args.threads),
+        ("--beam-size", args.beam_size),
+        ("--lm-weight", args.lm_weight),
+        ("--word-score", args.word_score),
+        ("--format", args.format),
+    ]
+    options += [item for flag, value in pairs if value is not None for item in (flag, str(value))]
+    flags = [("--bf16", args.bf16), ("--no-lm", args.no_lm), ("--allow-pipes", args.allow_pipes)]
+    return options + [flag for flag, on in flags if on]
