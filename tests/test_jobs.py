@@ -196,8 +196,8 @@ def test_launcher_specs_and_local_failures(tmp_path: Path) -> None:
 
 
 def test_transcribe_a_data_dir_with_segments_in_jobs(tmp_path: Path) -> None:
-    """asr transcribe --data-dir: every utterance (a segment of a recording, here) by its id,
-    the same text in 1 job and in 3 (tone words, so the text is known)."""
+    """asr transcribe DATA_DIR --data-dir: every utterance (a segment of a recording, here) by
+    its id, the same text in 1 job and in 3 (tone words, so the text is known)."""
     package = make_package(tmp_path / "tones.pt")
     data = tmp_path / "data"
     data.mkdir()
@@ -240,6 +240,6 @@ def test_transcribe_a_data_dir_with_segments_in_jobs(tmp_path: Path) -> None:
         assert dict(line.split(" ", 1) for line in lines) == expected
         assert sorted(p.stem for p in out.glob("*.json")) == sorted(expected)
     assert outputs[1] == outputs[3]
-    done = asr("transcribe", str(package), "--data-dir", str(data), "--no-progress")
+    done = asr("transcribe", str(package), str(data), "--data-dir", "--no-progress")
     assert done.returncode == 1
     assert done.stderr.strip().endswith("--data-dir needs --output-dir (for OUTPUT_DIR/text)")

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from asr.jobs.launcher import Launcher
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RECIPES = REPO_ROOT / "recipes"
 UTILS = RECIPES / "utils"
@@ -361,10 +363,10 @@ RECIPE_OPTIONS = {
     "feature-conf train-conf data exp",
     "librispeech/run.sh": "corpus-dir download train-sets conf feature-conf unit bpe-size lm "
     "lm-order lm-weights word-scores beam-size beam-threshold stage stop-stage threads device "
-    "nproc data exp",
+    "nproc nj data exp",
     "synth/run.sh": "hours dev-utts test-utts stage stop-stage seed threads jobs beam-size text "
-    "device nproc order lm-weights word-scores vocal-tract vtlp augment phone-conf word-conf "
-    "feature-conf data exp",
+    "device nproc nj online order lm-weights word-scores vocal-tract vtlp augment phone-conf "
+    "word-conf online-conf feature-conf data exp",
     "synth/compare_cells.sh": "data exp epochs parallel threads seed",
     "synth/compare_seeds.sh": "data exp seeds precisions parallel threads conf",
     "synth/ablate.sh": "data exp seed hours threads levers table",
@@ -374,17 +376,34 @@ RECIPE_OPTIONS = {
     "timit/run.sh": "corpus-dir sample conf feature-conf stage stop-stage threads beam-size "
     "lm-weight insertion-bonus device synth-model data exp",
     "wsj/run.sh": "wsj0 wsj1 unit conf feature-conf audio lm-weights word-scores beam-size "
-    "beam-threshold stage stop-stage threads device nproc data exp",
+    "beam-threshold stage stop-stage threads device nproc nj data exp",
 }
-FLAGS = {"download", "sample"}
+FLAGS = {"download", "sample", "online"}
 TRUE_FALSE = {"trim-silence", "speed-perturb", "noise", "spec-augment"}
 
 
 def test_the_option_table_covers_every_recipe_script() -> None:
     scripts = {str(p.relative_to(RECIPES)) for p in RECIPES.glob("*/*.sh")}
     scripts -= {str(p.relative_to(RECIPES)) for p in RECIPES.glob("*/path.sh")}
+    scripts -= {str(p.relative_to(RECIPES)) for p in RECIPES.glob("*/cmd.sh")}
     scripts -= {str(p.relative_to(RECIPES)) for p in UTILS.glob("*.sh")}
     assert scripts == set(RECIPE_OPTIONS)
+
+
+@pytest.mark.parametrize("recipe", ["librispeech", "wsj", "synth"])
+def test_cmd_sh_names_launchers_the_asr_commands_accept(recipe: str) -> None:
+    """cmd.sh is sourced by run.sh, and its train_cmd/decode_cmd are launcher specs."""
+    assert ". ./cmd.sh" in (RECIPES / recipe / "run.sh").read_text().splitlines()
+    done = subprocess.run(
+        ["bash", "-c", '. ./cmd.sh; printf "%s\\n%s\\n" "$train_cmd" "$decode_cmd"'],
+        capture_output=True,
+        text=True,
+        cwd=RECIPES / recipe,
+        env={"PATH": BARE_PATH},
+    )
+    specs = done.stdout.splitlines()
+    assert done.returncode == 0 and len(specs) == 2, done.stderr
+    assert [Launcher.parse(spec).kind for spec in specs] == ["local", "local"]
 
 
 @pytest.mark.parametrize("name", sorted(RECIPE_OPTIONS))

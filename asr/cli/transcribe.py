@@ -52,14 +52,14 @@ def add_parser(subparsers: argparse._SubParsersAction, help: str | None = None) 
     )
     parser.add_argument("model", metavar="MODEL", help="model package, e.g. exp/word/final.pt")
     parser.add_argument(
-        "inputs", metavar="INPUT", nargs="*", help="audio file, directory, glob, - (or --data-dir)"
+        "inputs", metavar="INPUT", nargs="+", help="audio file, directory, glob, - (or a data dir)"
     )
     parser.add_argument(
         "--data-dir",
-        metavar="DIR",
-        help="transcribe a Kaldi data dir instead of INPUTs: every utterance of wav.scp (its "
-        "segment, with segments), written as OUTPUT_DIR/text (Kaldi text, by utterance id) and "
-        "any --format files named by utterance id; with --nj N split by speaker into N jobs",
+        action="store_true",
+        help="INPUT is one Kaldi data dir: every utterance of its wav.scp (its segment, with "
+        "segments), written as OUTPUT_DIR/text (Kaldi text, by utterance id) and any --format "
+        "files named by utterance id; with --nj N split by speaker into N jobs",
     )
     parser.add_argument(
         "--allow-pipes",
@@ -268,17 +268,15 @@ def run(args: argparse.Namespace) -> int:
     if args.inputs.count("-") > 1:
         raise ConfigError("- (stdin) given more than once")
 
-    if args.data_dir is not None:
-        if args.inputs:
-            raise ConfigError("give INPUTs or --data-dir, not both")
+    if args.data_dir:
+        if len(args.inputs) != 1:
+            raise ConfigError("--data-dir takes one INPUT, the data dir")
         if args.online:
             raise ConfigError("--online reads audio as it arrives; not with --data-dir")
         if args.output_dir is None:
             raise ConfigError("--data-dir needs --output-dir (for OUTPUT_DIR/text)")
         # only the formats asked for: OUTPUT_DIR/text is the data dir's transcript
         return run_datadir(args, parse_formats(args.format) if args.format else [], out_dir)
-    if not args.inputs:
-        raise ConfigError("no INPUT given (audio files, directories, globs, - or --data-dir)")
     if args.nj != 1:
         raise ConfigError("--nj splits a data dir: give --data-dir")
     if args.online:
@@ -481,7 +479,7 @@ def _load(args: argparse.Namespace):
 def run_datadir(args: argparse.Namespace, formats: list[str], out_dir: Path) -> int:
     """--data-dir: every utterance of a Kaldi data dir, OUTPUT_DIR/text by utterance id;
     with --nj, split by speaker and run as jobs, the texts merged in the data dir's order."""
-    data_dir = Path(args.data_dir)
+    data_dir = Path(args.inputs[0])
     if args.nj > 1:
         load_package(args.model)  # a bad model file is one line before any job starts
         _check_output_dir(out_dir)
