@@ -41,12 +41,18 @@ def _memory_mb() -> int:
     return 1024
 
 
+def node_name() -> str:
+    return socket.gethostname().split(".")[0]
+
+
 def write_conf(root: Path, munge_socket: Path, ctld_port: int, timeout: int = 10) -> Path:
-    host = socket.gethostname().split(".")[0]
+    # the addresses are given, so that nothing depends on the host name resolving
+    host = node_name()
+    cpus = os.cpu_count() or 1
     conf = root / "slurm.conf"
     conf.write_text(
         f"""ClusterName=asrtest
-SlurmctldHost={host}
+SlurmctldHost={host}(127.0.0.1)
 SlurmctldPort={ctld_port}
 SlurmdPort={free_port()}
 AuthType=auth/munge
@@ -69,9 +75,9 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 MessageTimeout={timeout}
 # a job that asks for no memory gets a CPU's share, not the whole node (as clusters set it)
-DefMemPerCPU={_memory_mb() // (os.cpu_count() or 1)}
+DefMemPerCPU={_memory_mb() // cpus}
 ReturnToService=2
-NodeName={host} CPUs={os.cpu_count() or 1} RealMemory={_memory_mb()} State=UNKNOWN
+NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={_memory_mb()} State=UNKNOWN
 PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
 """
     )
@@ -116,7 +122,8 @@ def start_cluster(root: Path) -> tuple[dict[str, str], list[subprocess.Popen]]:
     for daemon in ("slurmctld", "slurmd"):
         daemons.append(
             subprocess.Popen(
-                [tool(daemon), "-D", "-f", str(conf)],
+                [tool(daemon), "-D", "-f", str(conf)]
+                + (["-N", node_name()] if daemon == "slurmd" else []),
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
