@@ -7,6 +7,8 @@ its word model packaged with lexicon + 3-gram (``recipes/synth/exp/word/model.pt
 forward-only word model (``recipes/synth/exp/word_online/final.pt``). Prints one row per
 configuration, measured one after another in this process with ``--threads`` torch threads:
 
+0. **The network alone** (an untrained 4x320 BLSTM, stack 3) in fp32 and under bf16 autocast at
+   four batch shapes, where the CPU has native bf16 (``--network-only``: just this).
 1. **Decoders, precision, backends** on the test files: greedy and lexicon + 3-gram (beam and
    weights as packaged), torch fp32, torch bf16 (where the CPU has it natively), onnxruntime
    (fp32). RTF = wall seconds of ``Recognizer.transcribe_many`` / audio seconds; WER against
@@ -49,7 +51,7 @@ from asr.features.config import extract_features
 from asr.nn.load import load_network
 from asr.nn.model import AcousticModel, ModelConfig
 from asr.nn.package import ModelPackage, load_package, save_package
-from asr.nn.precision import cpu_supports_bf16
+from asr.nn.precision import autocast, cpu_supports_bf16
 from asr.score import wer
 from asr.transcribe.online import OnlineRecognizer
 
@@ -218,6 +220,34 @@ def online_latency(online_model: Path, word_model: Path, files, texts, chunk_ms:
     )
 
 
+def network_ratio(threads: int) -> None:
+    """The untrained 4x320 network alone, fp32 against bf16 autocast, at a few batch shapes
+    (input frames; stack 3), 3 passes each after one warm-up."""
+    if not cpu_supports_bf16():
+        print("network alone: no native bf16 on this CPU")
+        return
+    torch.set_num_threads(threads)
+    config = ModelConfig(
+        input_dim=120, num_tokens=29, num_layers=4, hidden_size=320, stack=3, skip=3
+    )
+    model = AcousticModel(config).eval()
+    cpu = torch.device("cpu")
+    for batch, frames in ((16, 300), (16, 1000), (64, 500), (8, 3000)):
+        feats, lengths = torch.randn(batch, frames, 120), torch.full((batch,), frames)
+        seconds = {}
+        for name, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
+            with torch.inference_mode(), autocast(cpu, dtype):
+                model(feats, lengths)
+                begin = time.perf_counter()
+                for _ in range(3):
+                    model(feats, lengths)
+                seconds[name] = (time.perf_counter() - begin) / 3
+        print(
+            f"  network alone, batch {batch} x {frames} frames: fp32 {seconds['fp32']:.3f} s, "
+            f"bf16 {seconds['bf16']:.3f} s: {seconds['fp32'] / seconds['bf16']:.2f}x"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=ROOT / "exp" / "word" / "model.pt")
@@ -232,7 +262,12 @@ def main() -> None:
     parser.add_argument("--online", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--online-files", type=int, default=30)
     parser.add_argument("--chunk-ms", type=float, default=100.0)
+    parser.add_argument("--network-only", action="store_true", help="only the network rows")
     args = parser.parse_args()
+    if args.network_only:
+        network_ratio(args.threads)
+        return
+    network_ratio(args.threads)
     if not args.model.is_file() or not (args.data / "wav.scp").is_file():
         print(f"skipped: {args.model} or {args.data} missing (run make demo first)")
         return
