@@ -32,17 +32,15 @@ configuration, measured one after another in this process with ``--threads`` tor
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import soundfile as sf
 import torch
+from bench_transcribe import long_audio as run_long
+from bench_transcribe import make_long
 
 import asr
 from asr.data.audio import load_audio
@@ -115,43 +113,12 @@ def untrained_package(model: Path, out: Path) -> Path:
     return out
 
 
-LONG_CHILD = """
-import json, sys, time
-def rss(field):
-    for line in open("/proc/self/status"):
-        if line.startswith(field):
-            return int(line.split()[1]) / 1024
-import asr
-recognizer = asr.load_model(sys.argv[1], threads=int(sys.argv[3]), precision="fp32")
-loaded = rss("VmRSS:")
-begin = time.perf_counter()
-transcript = recognizer.transcribe(sys.argv[2])
-seconds = time.perf_counter() - begin
-print(json.dumps({"seconds": seconds, "loaded_mb": loaded, "peak_mb": rss("VmHWM:"),
-                  "duration": transcript.duration, "words": len(transcript.words)}))
-"""
-
-
 def long_audio(model: Path, files: list[str], minutes: float, threads: int, short_rtf: float):
+    """The test files joined with pauses into one FLAC, transcribed in a fresh process in fp32
+    (bench_transcribe.py's long-audio run, here with the package's lexicon + 3-gram)."""
     with tempfile.TemporaryDirectory(prefix="bench-long-") as tmp:
-        flac = Path(tmp) / "long.flac"
-        rng = np.random.default_rng(1)
-        waves = [load_audio(f, 16000)[0] for f in files]
-        target, written = int(minutes * 60 * 16000), 0
-        with sf.SoundFile(str(flac), "w", 16000, 1, subtype="PCM_16", format="FLAC") as out:
-            while written < target:
-                wave = waves[int(rng.integers(len(waves)))]
-                pause = rng.normal(0, 1e-3, int(rng.uniform(0.3, 1.5) * 16000)).astype(np.float32)
-                block = np.concatenate([wave, pause])[: target - written]
-                out.write(block)
-                written += len(block)
-        done = subprocess.run(
-            [sys.executable, "-c", LONG_CHILD, str(model), str(flac), str(threads)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+        flac = make_long(Path(tmp) / "long.flac", [Path(f) for f in files], minutes)
+        result = run_long(model, flac, threads)
     rtf = result["seconds"] / result["duration"]
     print(
         f"  {minutes:g}-minute FLAC, lexicon + 3-gram, torch fp32: {result['seconds']:.1f} s, "

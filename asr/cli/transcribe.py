@@ -353,18 +353,34 @@ def run(args: argparse.Namespace) -> int:
         if stdin_file is not None:
             with contextlib.suppress(OSError):
                 stdin_file.unlink()
+    how = f"{recognizer.search.description}; {recognizer.backend} {recognizer.precision}"
+    _summary(f"{_files(done)} transcribed", audio_seconds, start, "", failures, repeats, how)
+    return 1 if failures else 0
+
+
+def _files(count: int) -> str:
+    return f"{count} file{'' if count == 1 else 's'}"
+
+
+def _summary(
+    what: str,
+    audio_seconds: float,
+    start: float,
+    detail: str,
+    failures: list[str],
+    repeats: int,
+    how: str,
+) -> None:
+    """The last line, on stderr so that stdout holds transcripts only: what was done, hours of
+    audio, time and real-time factor (plus ``detail``), failures, repeats, and the decoder."""
     elapsed = time.perf_counter() - start
     rtf = elapsed / audio_seconds if audio_seconds else 0.0
     repeated = f", {repeats} repeated input{'' if repeats == 1 else 's'} skipped" if repeats else ""
-    # the summary goes to stderr, so that stdout holds transcripts only
     print(
-        f"asr transcribe: {done} file{'' if done == 1 else 's'} transcribed "
-        f"({audio_seconds / 3600:.3f} h of audio in {elapsed:.1f} s, real-time factor "
-        f"{rtf:.4f}), {len(failures)} failed{repeated}; {recognizer.search.description}; "
-        f"{recognizer.backend} {recognizer.precision}",
+        f"asr transcribe: {what} ({audio_seconds / 3600:.3f} h of audio in {elapsed:.1f} s, "
+        f"real-time factor {rtf:.4f}{detail}), {len(failures)} failed{repeated}; {how}",
         file=sys.stderr,
     )
-    return 1 if failures else 0
 
 
 def run_online(args: argparse.Namespace, formats: list[str], out_dir: Path) -> int:
@@ -441,15 +457,10 @@ def run_online(args: argparse.Namespace, formats: list[str], out_dir: Path) -> i
                 continue
         done += 1
         audio_seconds += transcript.duration
-    elapsed = time.perf_counter() - start
-    rtf = elapsed / audio_seconds if audio_seconds else 0.0
-    repeated = f", {repeats} repeated input{'' if repeats == 1 else 's'} skipped" if repeats else ""
-    print(
-        f"asr transcribe: {done} file{'' if done == 1 else 's'} transcribed online "
-        f"({audio_seconds / 3600:.3f} h of audio in {elapsed:.1f} s, real-time factor "
-        f"{rtf:.4f}, chunks of {args.chunk_ms:g} ms), {len(failures)} failed{repeated}; "
-        f"greedy, online; torch {recognizer.precision}",
-        file=sys.stderr,
+    chunks = f", chunks of {args.chunk_ms:g} ms"
+    how = f"greedy, online; torch {recognizer.precision}"
+    _summary(
+        f"{_files(done)} transcribed online", audio_seconds, start, chunks, failures, repeats, how
     )
     return 1 if failures else 0
 
@@ -552,13 +563,9 @@ def run_datadir(args: argparse.Namespace, formats: list[str], out_dir: Path) -> 
         if formats:
             write_transcript(result, out_dir, utt, formats)
     write_transcripts(out_dir / "text", texts)
-    elapsed = time.perf_counter() - start
-    print(
-        f"asr transcribe: {len(texts)} utterances of {data_dir} transcribed "
-        f"({audio_seconds / 3600:.3f} h of audio in {elapsed:.1f} s), {len(failures)} failed; "
-        f"{recognizer.search.description}; {recognizer.backend} {recognizer.precision}",
-        file=sys.stderr,
-    )
+    what = f"{len(texts)} utterances of {data_dir} transcribed"
+    how = f"{recognizer.search.description}; {recognizer.backend} {recognizer.precision}"
+    _summary(what, audio_seconds, start, "", failures, 0, how)
     return 1 if failures else 0
 
 

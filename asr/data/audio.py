@@ -195,7 +195,9 @@ def _read_file(
     return _decode(name, name, exact=True, start=start, end=end)
 
 
-def _read_pipe(command: str, name: str) -> tuple[np.ndarray, int]:
+def run_pipe(command: str, name: str) -> bytes:
+    """The stdout of a wav.scp pipe command (``cmd |`` without the bar); one AudioError, named
+    ``name``, when it cannot run, fails (its last stderr line) or writes nothing."""
     try:
         result = subprocess.run(command, shell=True, capture_output=True, check=False)
     except OSError as exc:
@@ -204,9 +206,13 @@ def _read_pipe(command: str, name: str) -> tuple[np.ndarray, int]:
         err = result.stderr.decode("utf-8", "replace").strip().splitlines()
         detail = f": {err[-1]}" if err else ""
         raise AudioError(f"{name}: exited with status {result.returncode}{detail}")
-    data = result.stdout
-    if not data:
+    if not result.stdout:
         raise AudioError(f"{name}: produced no output (empty audio)")
+    return result.stdout
+
+
+def _read_pipe(command: str, name: str) -> tuple[np.ndarray, int]:
+    data = run_pipe(command, name)
     _check_header(data[:_HEADER_PEEK], len(data), name)
     return _decode(io.BytesIO(data), name, exact=False, what="output is not audio: ")
 

@@ -34,7 +34,6 @@ import json
 import logging
 import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -43,7 +42,7 @@ from typing import Any
 
 import soundfile as sf
 
-from asr.data.audio import MAX_SEGMENT_OVERSHOOT, audio_duration
+from asr.data.audio import MAX_SEGMENT_OVERSHOOT, audio_duration, run_pipe
 from asr.data.datadir import (
     KNOWN_FILES,
     DataDir,
@@ -176,16 +175,9 @@ def audio_info(entry: str, allow_pipe: bool = False) -> AudioInfo:
             f"'{entry}' is a shell pipe; it runs only with the opt-in flag --allow-pipes "
             "(allow_pipe=True)"
         )
+    data = run_pipe(command, name)
     try:
-        result = subprocess.run(command, shell=True, capture_output=True, check=False)
-    except OSError as exc:
-        raise AudioError(f"{name}: cannot run ({exc.strerror})") from None
-    if result.returncode != 0:
-        err = result.stderr.decode("utf-8", "replace").strip().splitlines()
-        detail = f": {err[-1]}" if err else ""
-        raise AudioError(f"{name}: exited with status {result.returncode}{detail}")
-    try:
-        with sf.SoundFile(io.BytesIO(result.stdout)) as snd:
+        with sf.SoundFile(io.BytesIO(data)) as snd:
             rate, channels = snd.samplerate, snd.channels
             frames = sum(len(block) for block in snd.blocks(blocksize=1 << 16, always_2d=True))
     except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
