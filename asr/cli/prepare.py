@@ -13,6 +13,7 @@ from pathlib import Path
 
 from asr.corpora import fsdd, librispeech, timit, wsj, yesno
 from asr.corpora.synthetic import corpus as synth
+from asr.corpora.synthetic.librispeech_layout import prepare_synth_librispeech
 from asr.data.datadir import DataDir
 from asr.errors import ConfigError
 
@@ -171,6 +172,22 @@ def _add_synth(subparsers: argparse._SubParsersAction) -> None:
         "scaled by a factor from this range, tempo and pitch kept (e.g. 0.85:1.15; default "
         "1:1, off)",
     )
+    parser.add_argument(
+        "--layout",
+        choices=("kaldi", "librispeech"),
+        default="kaldi",
+        help="kaldi: Kaldi data directories (the default); librispeech: OUT_DIR/LibriSpeech/ "
+        "as OpenSLR 12 unpacks (train-clean-100, dev-clean, test-clean; voices as readers, "
+        "books as chapters) and OUT_DIR/lm/ (LM text, vocabulary), for "
+        "recipes/librispeech; needs --text",
+    )
+    parser.add_argument(
+        "--chapter-utts",
+        type=int,
+        default=0,
+        help="a voice reads runs of up to N consecutive sentences of one text file (0: a "
+        "voice per sentence; --layout librispeech: 20)",
+    )
     parser.add_argument("--list-voices", action="store_true", help="list the voices and stop")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=_run_synth)
@@ -216,11 +233,20 @@ def _run_synth(args: argparse.Namespace) -> int:
         dev_voices=list(synth.DEFAULT_DEV_VOICES if args.dev_voices is None else args.dev_voices),
         engines=list(args.engines),
         train_vocal_tract=args.vocal_tract,
+        chapter_utts=args.chapter_utts,
     )
-    report = synth.prepare_synth(
-        args.out_dir, config, jobs=args.jobs or None, progress=not args.no_progress
-    )
-    print(f"{args.out_dir}: {report.summary()}")
+    if args.chapter_utts < 0:
+        raise ConfigError(f"--chapter-utts {args.chapter_utts}: must be 0 or more")
+    if args.layout == "librispeech":
+        report, layout = prepare_synth_librispeech(
+            args.out_dir, config, jobs=args.jobs or None, progress=not args.no_progress
+        )
+        print(layout.summary())
+    else:
+        report = synth.prepare_synth(
+            args.out_dir, config, jobs=args.jobs or None, progress=not args.no_progress
+        )
+        print(f"{args.out_dir}: {report.summary()}")
     print(
         f"synthesised in {report.seconds:.0f} s: "
         f"{report.real_time_factor_per_core:.0f}x real time per core"

@@ -10,8 +10,11 @@ from pathlib import Path
 from asr.data.audio import audio_duration
 from asr.data.datadir import DataDir, Segment, is_pipe, save_replacing, spk2utt_from_utt2spk
 from asr.errors import AsrError, DataDirError
+from asr.fileio import atomic_write
 
 log = logging.getLogger(__name__)
+
+FEATURE_CONFIG = "feats.yaml"  # written by asr features beside feats.scp
 
 
 # --- combine ---------------------------------------------------------------------------------
@@ -103,7 +106,12 @@ def combine_datadirs(srcs: Iterable[str | os.PathLike], dst: str | os.PathLike) 
         table = union(name, [d.extra.get(name) for d in dirs])
         if table is not None:
             combined.extra[name] = table
+    feats_yaml = _common_feature_config(dirs) if feats_scp is not None else None
     save_replacing(combined)
+    if feats_yaml is not None:
+        # the feature config travels with feats.scp: training reads it (asr features wrote it)
+        with atomic_write(out / FEATURE_CONFIG) as handle:
+            handle.write(feats_yaml)
     log.debug(
         "%s: %d utterances, %d speakers from %d directories",
         out,
@@ -112,6 +120,33 @@ def combine_datadirs(srcs: Iterable[str | os.PathLike], dst: str | os.PathLike) 
         len(dirs),
     )
     return combined
+
+
+def _common_feature_config(dirs: list[DataDir]) -> str | None:
+    """The text of the sources' feats.yaml when every source has the same one; None when none
+    or only some have it (a warning names one without). Different ones are an error: their
+    features were extracted differently, and one feats.scp cannot hold both."""
+    texts = {}
+    for data in dirs:
+        path = data.path / FEATURE_CONFIG
+        texts[data.path] = path.read_text(encoding="utf-8") if path.is_file() else None
+    missing = [p for p, t in texts.items() if t is None]
+    if missing:
+        if len(missing) < len(dirs):
+            log.warning(
+                "%s: not found, so the combined directory has no %s",
+                missing[0] / FEATURE_CONFIG,
+                FEATURE_CONFIG,
+            )
+        return None
+    (first, text), *rest = texts.items()
+    for path, other in rest:
+        if other != text:
+            raise DataDirError(
+                f"{path / FEATURE_CONFIG}: differs from {first / FEATURE_CONFIG} (features "
+                "extracted with different configs cannot share one feats.scp)"
+            )
+    return text
 
 
 def _segments_or_whole(data: DataDir) -> dict[str, Segment]:

@@ -86,6 +86,7 @@ class PlannedUtterance:
     prosody: Prosody
     speed: float = 1.0  # speed perturbation of the synthesised audio (training only)
     vocal_tract: float = 1.0  # formant scaling (training only; see SynthConfig.train_vocal_tract)
+    book: str = ""  # the text file the sentence came from (its stem); "" for the grammar
 
 
 @dataclass
@@ -113,6 +114,10 @@ class SynthConfig:
     # the engine cannot set (flite rms, festival's HTS voice) get pitch x v as well. (1, 1): off.
     train_vocal_tract: tuple[float, float] = (1.0, 1.0)
     vocal_tract_engines: tuple[str, ...] = ("flite", "festival")
+    # 0: each utterance draws its own voice. N > 0: as a LibriSpeech reader reads a chapter,
+    # a voice reads runs of up to N consecutive sentences of one text file, so per-speaker
+    # statistics (CMVN over a reader-chapter) see more than one sentence.
+    chapter_utts: int = 0
 
 
 @dataclass
@@ -229,13 +234,24 @@ def _split_prompts(
     return pools
 
 
+def book_name(path: str | os.PathLike) -> str:
+    """The name a text file's sentences are filed under: its stem (``austen-emma``), blanks
+    made ``_`` so that it is one field of a Kaldi table."""
+    return "_".join(Path(path).stem.split()) or "text"
+
+
 def _read_prompts(
     config: SynthConfig, min_words: int | None = None, max_words: int | None = None
 ) -> list[str]:
     """Sentences from every readable text file; a file that cannot be read is named and skipped."""
+    return list(_read_prompt_sources(config, min_words, max_words))
 
-    prompts: list[str] = []
-    seen: set[str] = set()
+
+def _read_prompt_sources(
+    config: SynthConfig, min_words: int | None = None, max_words: int | None = None
+) -> dict[str, str]:
+    """Sentence -> the book (:func:`book_name`) it was first read from, in reading order."""
+    sources: dict[str, str] = {}
     for path in config.text_files:
         try:
             sentences = read_prompt_files(
@@ -244,10 +260,39 @@ def _read_prompts(
         except PromptError as exc:
             log.warning("skipping %s", exc)
             continue
-        fresh = [s for s in sentences if s not in seen]
-        seen.update(fresh)
-        prompts.extend(fresh)
-    return prompts
+        for sentence in sentences:
+            sources.setdefault(sentence, book_name(path))
+    return sources
+
+
+def _chapter_runs(texts: Sequence[str], book_of: dict[str, str], size: int) -> list[list[int]]:
+    """Indices of ``texts`` grouped into runs of at most ``size`` sentences of one book, books
+    in order of first appearance and sentences in their pool order within a book."""
+    by_book: dict[str, list[int]] = {}
+    for i, text in enumerate(texts):
+        by_book.setdefault(book_of.get(text, ""), []).append(i)
+    return [
+        indices[start : start + size]
+        for indices in by_book.values()
+        for start in range(0, len(indices), size)
+    ]
+
+
+def _split_voices(
+    split: str,
+    count: int,
+    voices_of: dict[str, list[Voice]],
+    dev_voices: Sequence[Voice],
+    rng: random.Random,
+) -> list[Voice]:
+    """``count`` voices for a split's utterances (or chapter runs), as ``plan_corpus`` says."""
+    if split != "dev":
+        return _assign_voices(count, voices_of[split], rng)
+    # half in voices never used for training, half in training voices
+    own = _assign_voices((count + 1) // 2, dev_voices or voices_of["train"], rng)
+    shared = _assign_voices(count // 2, voices_of["train"], rng)
+    voices = [v for pair in zip(own, shared, strict=False) for v in pair]
+    return voices + own[len(shared) :]
 
 
 def plan_corpus(
@@ -280,8 +325,10 @@ def plan_corpus(
     held = max(200, round(0.05 * train_guess))
     need = {"dev": config.dev_utts or held, "test": config.test_utts or held}
     rng = random.Random(_stable_seed(config.seed, "prompts"))
+    book_of: dict[str, str] = {}
     if config.text_files:
-        prompts = _read_prompts(config)
+        book_of = _read_prompt_sources(config)
+        prompts = list(book_of)
     else:
         prompts = generate_prompts(4 * train_guess + need["dev"] + need["test"], config.seed)
     if len(prompts) < need["dev"] + need["test"] + 10:
@@ -305,15 +352,15 @@ def plan_corpus(
                 i += 1
         else:
             texts = pool
-        if split == "dev":
-            # half in voices never used for training, half in training voices
-            own = _assign_voices((len(texts) + 1) // 2, dev_voices or train_voices, split_rng)
-            shared = _assign_voices(len(texts) // 2, train_voices, split_rng)
-            voices = [v for pair in zip(own, shared, strict=False) for v in pair]
-            voices += own[len(shared) :]
-            voices_of["dev"] = sorted(set(voices))
+        if config.chapter_utts > 0:
+            runs = _chapter_runs(texts, book_of, config.chapter_utts)
+            texts = [texts[i] for run in runs for i in run]
+            run_voices = _split_voices(split, len(runs), voices_of, dev_voices, split_rng)
+            voices = [v for run, v in zip(runs, run_voices, strict=True) for _ in run]
         else:
-            voices = _assign_voices(len(texts), voices_of[split], split_rng)
+            voices = _split_voices(split, len(texts), voices_of, dev_voices, split_rng)
+        if split == "dev":
+            voices_of["dev"] = sorted(set(voices))
         for n, (text, voice) in enumerate(zip(texts, voices, strict=True)):
             utt_id = f"{voice.id}-{split}{n:06d}"
             prosody = _prosody(voice, split_rng)
@@ -328,7 +375,14 @@ def plan_corpus(
                 prosody = _compensated(prosody, voice, vocal_tract)
             plan.append(
                 PlannedUtterance(
-                    utt_id, split, text, voice, prosody, round(speed * vocal_tract, 4), vocal_tract
+                    utt_id,
+                    split,
+                    text,
+                    voice,
+                    prosody,
+                    round(speed * vocal_tract, 4),
+                    vocal_tract,
+                    book_of.get(text, ""),
                 )
             )
     return plan, voices_of
@@ -434,6 +488,9 @@ def _write_split(
                 f"{u.utt_id} {u.voice} rate={u.prosody.rate} pitch={u.prosody.pitch} "
                 f"speed={u.speed}{vtl}\n"
             )
+    if any(u.book for u in good):
+        with atomic_write(split_dir / "utt2book") as handle:
+            handle.writelines(f"{u.utt_id} {u.book}\n" for u in good)
     problems = validate_datadir(split_dir)
     if problems:
         raise CorpusError(f"{split_dir}: wrote an invalid data directory: {problems[0]}")
