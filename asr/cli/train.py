@@ -48,7 +48,18 @@ def add_parser(subparsers: argparse._SubParsersAction, help: str | None = None) 
     parser.add_argument(
         "--resume",
         action="store_true",
-        help="continue from EXP_DIR/checkpoint.pt (starts fresh when there is none)",
+        help="continue from EXP_DIR/checkpoint.pt (starts fresh when there is none), at the "
+        "epoch or batch where it was written, exactly as the uninterrupted run would; refused "
+        "when the data dirs or an option that changes the result differ",
+    )
+    parser.add_argument(
+        "--save-every-steps",
+        type=int,
+        default=None,
+        metavar="N",
+        help="also write EXP_DIR/checkpoint.pt every N optimisation steps within an epoch, so "
+        "that a killed run loses at most N steps (default: the config's "
+        "training.save_every_steps; 0: at epoch ends only)",
     )
     parser.add_argument(
         "--init-from",
@@ -96,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
         overrides["precision"] = args.precision
     if args.workers is not None:
         overrides["num_workers"] = args.workers
+    if args.save_every_steps is not None:
+        overrides["save_every_steps"] = args.save_every_steps
     if args.no_spec_augment:
         overrides["spec_augment"] = None
     if args.no_tensorboard:

@@ -72,6 +72,9 @@ class TrainConfig:
     plateau_restarts: int = 3
     # TensorBoard event files in EXP_DIR/tensorboard/ (asr.training.tensorboard); on by default
     tensorboard: bool = True
+    # Also write checkpoint.pt every N optimisation steps within an epoch (0: at epoch ends only),
+    # so that a killed run loses at most N steps; --resume continues at the next batch exactly
+    save_every_steps: int = 0
 
     def __post_init__(self) -> None:
         self.validate()

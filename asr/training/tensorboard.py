@@ -56,6 +56,10 @@ class TensorBoardLog:
         # the epoch's checkpoint comes next: what it covers should be on disk by then
         self.writer.flush()
 
+    def flush(self) -> None:
+        """Write out what is buffered: a mid-epoch checkpoint comes next."""
+        self.writer.flush()
+
     def close(self) -> None:
         self.writer.close()
 

@@ -7,20 +7,34 @@ trains with, command-line overrides applied: ``asr train --config EXP_DIR/config
 it). After each epoch, in this order: the TensorBoard events of the epoch are flushed
 (``tensorboard/``, see :mod:`asr.training.tensorboard`), ``epoch-N.pt`` (the model),
 ``history.tsv``, ``train.log``, ``curves.png`` and last ``checkpoint.pt``, which holds everything
-resuming needs (model, optimizer with its learning rate, schedule counters, step count, history,
-RNG state). Every file but the event files is written atomically, so after a kill
-``checkpoint.pt`` is the last complete epoch and ``--resume`` continues from it exactly as if
-nothing had happened (TensorBoard drops the steps logged after it). ``final.pt`` is the model
-package of the epoch with the lowest dev loss.
+resuming needs (model, optimizer with its learning rate, gradient scaler, schedule counters, step
+count, history) and the data and config it was made with. Every file but the event files is
+written atomically, so after a kill ``checkpoint.pt`` is the last point committed and
+``--resume`` continues from it exactly as if nothing had happened: the same weights and
+``history.tsv`` as an uninterrupted run (TensorBoard drops the steps logged after it). A
+checkpoint made with other data dirs or an option that changes the result is refused with one
+line (:mod:`asr.training.resume`). ``final.pt`` is the model package of the epoch with the
+lowest dev loss.
+
+Mid-epoch checkpoints: with ``save_every_steps`` N (``--save-every-steps``) ``checkpoint.pt`` is
+also written every N optimisation steps, and then holds besides the epoch's position (its next
+batch in the epoch's batch order), the sums of its train loss so far and every process's random
+state. ``--resume`` restarts the epoch's loader at that batch (the batches before it are not
+read again, with or without worker processes) and the epoch ends as it would have. One file, not
+a second beside it: the newest state is always the one to resume from, a kill between two writes
+leaves no pair to choose between, and the disk holds one copy of the optimizer.
 
 Fine-tuning: ``init_from`` (``--init-from``, ``training.init_from``) starts a new run from the
 weights of a model package with the same features and architecture but any token list; see
 :func:`init_from_package`. Resuming from a checkpoint wins over it.
 
 Randomness is a function of the run's seed alone: the model is initialised from ``seed``, each
-epoch reseeds torch from ``(seed, epoch, rank)`` (dropout) and each batch's SpecAugment masks
-come from a generator seeded by ``(seed, epoch, batch number)``. So a resumed run, whatever the
-number of processes it resumes with, continues exactly as an uninterrupted one would.
+epoch reseeds torch from ``(seed, epoch, rank)`` (dropout) and each batch's SpecAugment masks,
+VTLP warps and weight noise come from generators seeded by ``(seed, epoch, batch number)``. So a
+run resumed after an epoch, whatever the number of processes it resumes with, continues exactly
+as an uninterrupted one would; one resumed mid-epoch does so with the same number of processes
+(it restores the random state dropout had reached in each; with another number the epoch goes
+on at its next batch, but not bit for bit).
 
 Under ``torchrun`` every process builds the same length-bucketed batch list and takes every
 ``world``-th batch (DistributedDataParallel averages the gradients); only rank 0 writes files.
@@ -73,6 +87,13 @@ from asr.training.expdir import (
 )
 from asr.training.history import format_epoch, write_history, write_log
 from asr.training.init_from import init_from_package
+from asr.training.resume import (
+    EpochPosition,
+    check_same_run,
+    made_with,
+    random_state,
+    restore_random_state,
+)
 from asr.training.setup import (
     initial_state,
     load_training_data,
@@ -227,6 +248,10 @@ class _Trainer:
         # optimisation steps (TensorBoard's x axis) and skipped batches, over the whole run
         self.state.update(global_step=0, skipped_batches=0)
         self.tensorboard: TensorBoardLog | None = None
+        # what the checkpoints record of the data, for a later --resume to check
+        self.made_with = made_with(train_dir, dev_dir)
+        # where a resumed epoch goes on, when the checkpoint was made mid-epoch
+        self.position: EpochPosition | None = None
 
     # --- persistence -------------------------------------------------------------------------
 
@@ -310,14 +335,42 @@ class _Trainer:
             save_package(self.package(weights, extra), path)
         self.write_reports()
         # The checkpoint goes last: it is the commit point of the epoch.
+        self._write_checkpoint(weights, extra, self.state)
+
+    def _write_checkpoint(
+        self, weights: dict[str, torch.Tensor], extra: dict[str, Any], state: dict[str, Any]
+    ) -> None:
         with writing(self.exp_dir / CHECKPOINT):
             save_package(
                 self.package(weights, extra),
                 self.exp_dir / CHECKPOINT,
                 optimizer=self.optimizer.state_dict(),
-                train_state=self.state,
+                train_state=state,
                 scaler=self.step.scaler.state_dict(),
+                made_with=self.made_with,
             )
+
+    def save_position(self, position: EpochPosition, loss: float, tokens: int) -> None:
+        """The mid-epoch checkpoint: ``checkpoint.pt`` as at an epoch's end, its ``train_state``
+        holding ``position`` with every process's random state and sums (``loss``, ``tokens``:
+        this process's). Called by every process at the same step (a collective)."""
+        mine = {"random": random_state(self.device), "loss": loss, "tokens": tokens}
+        position.ranks = all_gather_objects(mine)
+        state = {**self.state, "position": position.to_dict()}
+        extra = {
+            "train_config": self.train_config_dict(),
+            "epoch": self.state["epoch"],  # complete epochs; the weights are some steps further
+            "unit": self.cfg.unit,
+            **self.provenance(),
+            **self.init_extra(),
+        }
+
+        def write() -> None:
+            if self.tensorboard is not None:
+                self.tensorboard.flush()  # the steps this checkpoint covers, on disk first
+            self._write_checkpoint(_cpu_state_dict(self.model), extra, state)
+
+        self.on_main(write)
 
     def write_reports(self) -> None:
         history = self.state["history"]
@@ -366,6 +419,10 @@ class _Trainer:
 
     def resume(self, path: Path) -> None:
         payload = load_checkpoint(path)
+        if "optimizer" not in payload or "train_state" not in payload:
+            raise ConfigError(f"{path}: a model package, not a training checkpoint")
+        dirs = {"train": self.train_dir, "dev": self.dev_dir}
+        check_same_run(path, payload, self.made_with, dirs, self.train_config_dict())
         if payload.get("model_config") != self.model_config.to_dict():
             raise ConfigError(
                 f"{path}: model config differs from the one in the config file "
@@ -373,13 +430,13 @@ class _Trainer:
             )
         if payload.get("tokens") != self.tokens.symbols:
             raise ConfigError(f"{path}: token list differs from the one built from the data")
-        if "optimizer" not in payload or "train_state" not in payload:
-            raise ConfigError(f"{path}: a model package, not a training checkpoint")
         self.model.load_state_dict(payload["state_dict"])
         self.optimizer.load_state_dict(payload["optimizer"])
         if payload.get("scaler"):
             self.step.scaler.load_state_dict(payload["scaler"])
         self.state = payload["train_state"]
+        position = self.state.pop("position", None)  # a mid-epoch checkpoint's
+        self.position = EpochPosition.from_dict(position) if position is not None else None
         # a checkpoint from before the step count was kept starts counting here
         self.state.setdefault("global_step", 0)
         self.state.setdefault("skipped_batches", 0)
@@ -387,16 +444,25 @@ class _Trainer:
             # the batch order of the remaining epochs derives from the run's seed: keep it
             logger.warning("%s: keeping the run's seed %d", path, self.state["seed"])
             self.seed = self.state["seed"]
-        self.state["notes"].append(
-            f"resumed after epoch {self.state['epoch']} with {self.world.size} process(es)"
-        )
+        where = f"after epoch {self.state['epoch']}"
+        p = self.position
+        if p is not None:
+            where = f"in epoch {p.epoch} after {p.next_batch} of its {p.batches} batches"
+            if p.world_size != self.world.size:
+                # the batches are shared out anew and no process has another's random stream
+                logger.warning(
+                    "%s: made mid-epoch with %d process(es), resumed with %d: epoch %d goes on "
+                    "at its next batch, but not bit for bit as an uninterrupted run would",
+                    path, p.world_size, self.world.size, p.epoch,
+                )  # fmt: skip
+        self.state["notes"].append(f"resumed {where} with {self.world.size} process(es)")
         self.state["done"] = ""
         reason = self.state["stop_reason"].split(";")[0]
         if reason == f"max_epochs {self.state['epoch']}" and (
             self.state["epoch"] < self.cfg.max_epochs
         ):
             self.state["stop_reason"] = ""  # max_epochs was raised: carry on
-        logger.info("resuming %s after epoch %d", self.exp_dir, self.state["epoch"])
+        logger.info("resuming %s %s", self.exp_dir, where)
 
     def write_config(self, comments: Sequence[str]) -> None:
         """``config.yaml``: the config this run trains with (see save_train_config)."""
@@ -426,14 +492,18 @@ class _Trainer:
         groups = make_batches(lengths, self.cfg.batch_frames, self.cfg.max_batch_utts, shuffle_seed)
         return [[by_id[u] for u in group] for group in groups]
 
-    def _my_batches(self, batches: list[list[Example]], even: bool) -> list[tuple[int, Any]]:
-        """This process's share of ``batches`` as (global number, batch): every world-th one.
+    def _my_batches(
+        self, batches: list[list[Example]], even: bool, start: int = 0
+    ) -> list[tuple[int, Any]]:
+        """This process's share of ``batches`` from number ``start`` on, as (global number,
+        batch): every world-th one. A resumed epoch starts at its checkpoint's next batch, so
+        the batches before it are never read.
 
         With ``even`` the tail that cannot be shared equally is left out (this epoch only: the
         order is reshuffled each epoch), since every DDP step needs every process.
         """
         world = self.world
-        numbered = list(enumerate(batches))
+        numbered = list(enumerate(batches))[start:]
         if even:
             numbered = numbered[: len(numbered) - len(numbered) % world.size]
         return numbered[world.rank :: world.size]
@@ -453,7 +523,13 @@ class _Trainer:
             generator=torch.Generator().manual_seed(0),
         )
 
-    def run_epoch(self, epoch: int) -> float:
+    def run_epoch(self, epoch: int, began: float) -> float:
+        """Train one epoch and return its train loss per token. ``began`` is when the epoch
+        started (``time.monotonic``), for the elapsed time a mid-epoch checkpoint records.
+
+        After a resume from a mid-epoch checkpoint the epoch starts at the checkpoint's next
+        batch, with its sums and random state: the batches before it are not even loaded.
+        """
         self.model.train()
         torch.manual_seed(epoch_seed(self.seed, epoch, self.world.rank))
         # The order is the same in every process; each takes its share of it. SortaGrad's
@@ -461,10 +537,24 @@ class _Trainer:
         sorted_epoch = epoch - self.state.get("restart_epoch", 0) <= self.cfg.sortagrad_epochs
         shuffle_seed = None if sorted_epoch else self.seed * 1_000_003 + epoch
         batches = self._batches(self.train_examples, shuffle_seed)
-        mine = self._my_batches(batches, even=True)
-        total_loss, total_tokens, skipped = 0.0, 0, 0
-        bar = tqdm(total=len(mine), desc=f"epoch {epoch}", unit="batch", disable=not self.progress)
-        for number, (feats, lengths, targets, target_lengths) in self._loader(self.train_set, mine):
+        start, total_loss, total_tokens, skipped = 0, 0.0, 0, 0
+        resumed, self.position = self.position, None
+        if resumed is not None and resumed.epoch == epoch:
+            start, skipped = resumed.next_batch, resumed.skipped
+            total_loss, total_tokens, rng = resumed.start(self.world.rank, self.world.size)
+            if rng is not None:
+                restore_random_state(rng, self.device)  # dropout goes on where it stopped
+        mine = self._my_batches(batches, even=True, start=start)
+        done = start // self.world.size
+        bar = tqdm(
+            total=done + len(mine),
+            initial=done,
+            desc=f"epoch {epoch}",
+            unit="batch",
+            disable=not self.progress,
+        )
+        loader = self._loader(self.train_set, mine)
+        for index, (number, (feats, lengths, targets, target_lengths)) in enumerate(loader, 1):
             result = self.step(
                 feats,
                 lengths,
@@ -501,6 +591,18 @@ class _Trainer:
             total_loss += result.loss
             total_tokens += result.tokens
             bar.set_postfix(loss=f"{total_loss / max(total_tokens, 1):.3f}")
+            every = self.cfg.save_every_steps
+            if every and self.state["global_step"] % every == 0:
+                position = EpochPosition(
+                    epoch=epoch,
+                    # every process has trained its index-th batch: all numbers below are done
+                    next_batch=start + index * self.world.size,
+                    batches=len(batches),
+                    world_size=self.world.size,
+                    skipped=skipped,
+                    elapsed=time.monotonic() - began,
+                )
+                self.save_position(position, total_loss, total_tokens)
         bar.close()
         if skipped:
             note = f"epoch {epoch}: {skipped} batch(es) with a non-finite loss or gradient skipped"
@@ -584,8 +686,10 @@ class _Trainer:
             if s.get("restart_pending") is not None:
                 self.restart_weights(s.pop("restart_pending"))
             start = time.monotonic()
+            if self.position is not None and self.position.epoch == epoch:
+                start -= self.position.elapsed  # the part trained before the checkpoint
             lr = float(self.optimizer.param_groups[0]["lr"])
-            train_loss = self.run_epoch(epoch)
+            train_loss = self.run_epoch(epoch, start)
             dev_loss, dev_ter, dev_output = self.evaluate()
             s["epoch"] = epoch
             record = {
@@ -750,15 +854,17 @@ def train(
     """Train a CTC model; see the module docstring for the files written to ``exp_dir``.
 
     ``resume`` continues from ``exp_dir/checkpoint.pt`` when there is one (and starts fresh when
-    there is none); without it an existing checkpoint is an error, so that nothing is overwritten
-    by accident. ``threads`` sets torch's CPU threads (default: the cores shared among the
-    processes on this machine). ``epoch_callback`` receives each epoch's history record after
-    its checkpoint is written. ``config_overrides`` are ``dotted.key=value`` strings that set
-    any key of the config (``training.lr=0.0005``, ``model.hidden_size=320``; see
-    :func:`asr.config.apply_overrides`); a bad one is refused like a bad key in the file.
-    ``overrides`` then replace ``training:`` options (the command line's ``--precision``,
-    ``--workers``, ``--no-spec-augment``, ``--no-tensorboard``). The config the run trains with,
-    all of it applied, is written to ``exp_dir/config.yaml`` and ``train.log`` names the overrides.
+    there is none), mid-epoch too; without it an existing checkpoint is an error, so that nothing
+    is overwritten by accident. A checkpoint made with other data dirs or another config is a
+    ConfigError naming what differs (see :mod:`asr.training.resume`). ``threads`` sets torch's
+    CPU threads (default: the cores shared among the processes on this machine).
+    ``epoch_callback`` receives each epoch's history record after its checkpoint is written.
+    ``config_overrides`` are ``dotted.key=value`` strings that set any key of the config
+    (``training.lr=0.0005``, ``model.hidden_size=320``; see :func:`asr.config.apply_overrides`);
+    a bad one is refused like a bad key in the file. ``overrides`` then replace ``training:``
+    options (the command line's ``--precision``, ``--workers``, ``--save-every-steps``,
+    ``--no-spec-augment``, ``--no-tensorboard``). The config the run trains with, all of it
+    applied, is written to ``exp_dir/config.yaml`` and ``train.log`` names the overrides.
 
     ``init_from`` (or the config's ``training.init_from``; the argument wins) is a model package
     whose weights start a new run, for fine-tuning: same input dimension and architecture,
