@@ -24,6 +24,9 @@ from asr.data.subset import copy_datadir, split_datadir, subset_datadir, subset_
 from asr.data.utt2dur import compute_utt2dur
 from asr.data.validate import validate_datadir
 from asr.errors import AudioError, DataDirError
+from asr.features.config import FeatureConfig
+from asr.features.dataset import FeatureSet
+from asr.features.extract import compute_datadir_features
 
 RATE = 8000
 WORDS = ["YES", "NO"]
@@ -565,6 +568,29 @@ def test_combine_is_the_union_of_tables(tmp_path):
     assert data.text["s3-00"] == DataDir.load(b).text["s3-00"]
     assert data.extra["spk2gender"] == {"s1": "f", "s2": "m", "s3": "m"}
     assert data.utt2dur is None and not (tmp_path / "all" / "utt2dur").exists()
+
+
+def test_combine_carries_the_feature_config_with_feats_scp(tmp_path):
+    # the LibriSpeech recipe combines featured sets into data/train, which training then reads:
+    # without feats.yaml beside feats.scp it could not (asr train: "feats.yaml: file not found")
+    config = FeatureConfig.from_dict({"options": {"num_mel_bins": 23, "dither": 0.0}})
+    a = make_datadir(tmp_path, {"s1": 2}, name="a")
+    b = make_datadir(tmp_path, {"s2": 2}, name="b")
+    for d in (a, b):
+        compute_datadir_features(d, config, progress=False)
+    combine_datadirs([a, b], tmp_path / "all")
+    assert (tmp_path / "all" / "feats.yaml").read_text() == (a / "feats.yaml").read_text()
+    both = FeatureSet(tmp_path / "all")
+    assert both.config == config and both.ids == ["s1-00", "s1-01", "s2-00", "s2-01"]
+    assert np.array_equal(both.raw("s2-01").numpy(), FeatureSet(b).raw("s2-01").numpy())
+
+    other = make_datadir(tmp_path, {"s3": 1}, name="c")
+    compute_datadir_features(
+        other, FeatureConfig.from_dict({"options": {"num_mel_bins": 40}}), progress=False
+    )
+    with pytest.raises(DataDirError, match=rf"^{other / 'feats.yaml'}: differs from {a}"):
+        combine_datadirs([a, other], tmp_path / "mixed")
+    assert not (tmp_path / "mixed").exists()
 
 
 def test_combine_errors_name_both_directories(tmp_path):

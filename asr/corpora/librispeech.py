@@ -96,6 +96,7 @@ class LibriReport:
     seconds: float = 0.0
     no_audio: list[str] = field(default_factory=list)  # transcript lines without a .flac
     no_text: list[str] = field(default_factory=list)  # .flac files without a transcript line
+    no_trans: list[str] = field(default_factory=list)  # chapter folders' missing .trans.txt
 
     def summary(self) -> str:
         text = (
@@ -105,6 +106,11 @@ class LibriReport:
         for what, items in (("without audio", self.no_audio), ("without text", self.no_text)):
             if items:
                 text += f"; {len(items)} {what} skipped (e.g. {', '.join(items[:_EXAMPLES])})"
+        if self.no_trans:
+            text += (
+                f"; {len(self.no_trans)} chapter(s) without their .trans.txt "
+                f"(e.g. {', '.join(self.no_trans[:_EXAMPLES])})"
+            )
         return text
 
 
@@ -201,6 +207,8 @@ def prepare_librispeech(
             trans = chapter_dir / f"{reader}-{chapter}.trans.txt"
             texts = _read_chapter(trans, reader, chapter) if trans.is_file() else {}
             flacs = {p.name[: -len(".flac")]: p for p in chapter_dir.glob("*.flac")}
+            if not trans.is_file():
+                report.no_trans.append(str(trans))
             report.no_audio += sorted(set(texts) - set(flacs))
             report.no_text += sorted(set(flacs) - set(texts))
             for utt in sorted(set(texts) & set(flacs)):
@@ -214,6 +222,13 @@ def prepare_librispeech(
                 text[utt] = texts[utt]
                 utt2spk[utt] = f"{reader}-{chapter}"
                 utt2dur[utt] = duration
+    if report.no_trans:
+        log.warning(
+            "%s: %d chapter(s) have no .trans.txt, their audio is skipped (e.g. %s)",
+            set_dir,
+            len(report.no_trans),
+            ", ".join(report.no_trans[:_EXAMPLES]),
+        )
     if not utt2spk:
         raise CorpusError(f"{set_dir}: no utterances (no .flac files with a transcript line)")
     for what, items in (

@@ -42,6 +42,7 @@ cd "$(dirname "$(readlink -f "$0")")"
 . ./path.sh
 . ../utils/stage.sh
 . ../utils/levers.sh
+. ../utils/books.sh
 
 text_dir=../../../shared/text   # the books: DIR/*/*.txt and DIR/*.txt
 hours=2         # hours of training speech to synthesise
@@ -87,18 +88,7 @@ if run_stage 0; then
   echo "== stage 0: synthesise $hours h of training speech from the text in $text_dir"
   [ -d "$text_dir" ] || { echo "run.sh: $text_dir: no such text directory (--text-dir)" >&2; exit 1; }
   books=$data/local/books
-  mkdir -p "$books"
-  for f in "$text_dir"/*/*.txt "$text_dir"/*.txt; do
-    [ -f "$f" ] || continue
-    out=$books/$(basename "$(dirname "$f")")-$(basename "$f")
-    # A few Gutenberg and speech files are Latin-1: convert rather than lose them.
-    if iconv -f UTF-8 -t UTF-8 "$f" > "$out.tmp" 2>/dev/null; then
-      mv "$out.tmp" "$out"
-    else
-      iconv -f LATIN1 -t UTF-8 "$f" > "$out.tmp" && mv "$out.tmp" "$out"
-      echo "$f: not UTF-8, read as Latin-1"
-    fi
-  done
+  utf8_books "$text_dir" "$books"
   asr prepare synth "$data" --hours "$hours" --dev-utts "$dev_utts" --test-utts "$test_utts" \
     --seed "$seed" --jobs "$jobs" --vocal-tract "$vocal_tract" --no-progress \
     --text "$books"/*.txt
