@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -30,6 +30,10 @@ def load_network(path: str | os.PathLike, device: str = "cpu") -> LoadedNetwork:
     """Load a model package (safely: weights_only) into an eval-mode network on ``device``."""
     package = load_package(path)
     config = ModelConfig.from_dict(package.model_config, source=str(path))
+    if torch.device(device).type == "cpu" and config.rnn_impl != "per_direction":
+        # the same weights run either way; on a CPU the packed call is about 3x slower
+        # (docs/benchmarks.md), so a package trained packed on a GPU runs per direction here
+        config = replace(config, rnn_impl="per_direction")
     model = AcousticModel(config)
     try:
         model.load_state_dict(package.state_dict)

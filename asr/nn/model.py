@@ -30,25 +30,41 @@ thus exactly what it gets alone. On CPU a fused bidirectional ``nn.LSTM`` runs i
 one after the other anyway, so the cost is about the same (see ``bench/bench_train_step.py``); on
 CUDA each unidirectional ``nn.LSTM`` call runs cuDNN's kernel. Outputs beyond ``out_lengths`` are
 undefined and must be ignored (the CTC loss and the decoders do).
+
+**``rnn_impl: packed``** runs each bidirectional layer instead as one fused bidirectional RNN
+(``nn.LSTM(bidirectional=True)`` etc.) over ``pack_padded_sequence``: also exact, and on a GPU
+one cuDNN call per layer that may run both directions at once. It uses the very same parameter
+tensors (``fwd``/``bwd``), so the two implementations have one state dict and a model trained
+with either loads into the other; only the speed differs. ``per_direction`` stays the default
+until the packed path is measured on a GPU (``bench/bench_gpu.py``): on CPU the per-direction
+layers run oneDNN's kernel on the padded batch, which packing cannot use. Forward-only layers
+need neither trick (padding comes after the valid frames) and run the same either way.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call
 
 from asr.config import check_known_keys, load_yaml_mapping, validated_dataclass
 from asr.errors import ConfigError
 
 CELL_TYPES = ("lstm", "gru", "rnn")
+# how a bidirectional layer runs (see the module docstring); the first is the default
+RNN_IMPLS = ("per_direction", "packed")
 BLANK = 0
 
 _RNN_CLASSES: dict[str, type[nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+# functional_call swaps tensors into a packed layer's template for the length of its forward
+# call: two threads in one template at once would see each other's swaps
+_FUSED_LOCK = threading.Lock()
 
 
 @dataclass
@@ -65,6 +81,7 @@ class ModelConfig:
     dropout: float = 0.0
     stack: int = 1
     skip: int = 1
+    rnn_impl: str = RNN_IMPLS[0]
 
     def __post_init__(self) -> None:
         self.validate()
@@ -101,6 +118,10 @@ class ModelConfig:
             raise ConfigError(f"{source}: dropout must be a number, got {self.dropout!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"{source}: dropout must be in [0, 1), got {self.dropout}")
+        if self.rnn_impl not in RNN_IMPLS:
+            raise ConfigError(
+                f"{source}: rnn_impl must be one of {', '.join(RNN_IMPLS)}, got {self.rnn_impl!r}"
+            )
         if self.cell == "lstm" and self.projection_size >= self.hidden_size:
             # nn.LSTM refuses proj_size >= hidden_size; say so in config terms
             raise ConfigError(
@@ -118,7 +139,14 @@ class ModelConfig:
         return validated_dataclass(cls, values, source)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields as a dict; ``rnn_impl`` only when it is not the default. It changes how
+        the layers run, not the weights: so the packages, checkpoints and ``config.yaml`` of
+        default models stay what they were (an older asr reads them, and resuming a checkpoint
+        written before the option existed compares equal)."""
+        values = asdict(self)
+        if values["rnn_impl"] == RNN_IMPLS[0]:
+            del values["rnn_impl"]
+        return values
 
     @property
     def directions(self) -> int:
@@ -197,10 +225,20 @@ def _reverse(x: torch.Tensor, index: torch.Tensor | None) -> torch.Tensor:
 
 
 class RecurrentLayer(nn.Module):
-    """One layer: a forward RNN and optionally a backward RNN, time-major (T, B, D) in and out."""
+    """One layer: a forward RNN and optionally a backward RNN, time-major (T, B, D) in and out.
+
+    With ``rnn_impl="packed"`` a bidirectional layer runs as one fused bidirectional RNN over a
+    packed batch, on the same ``fwd`` and ``bwd`` parameters (see :meth:`forward`).
+    """
 
     def __init__(
-        self, input_size: int, cell: str, hidden_size: int, bidirectional: bool, projection: int
+        self,
+        input_size: int,
+        cell: str,
+        hidden_size: int,
+        bidirectional: bool,
+        projection: int,
+        rnn_impl: str = RNN_IMPLS[0],
     ) -> None:
         super().__init__()
         rnn_class = _RNN_CLASSES[cell]
@@ -215,15 +253,54 @@ class RecurrentLayer(nn.Module):
             if cell != "lstm" and projection
             else None
         )
+        # The fused module is only a template for functional_call: its parameters are never
+        # used (they are on the meta device, so they take no memory) and it stays outside the
+        # module tree (a tuple attribute), so the state dict, .to() and the optimizer see only
+        # fwd/bwd, whatever rnn_impl is.
+        self._fused: tuple[nn.RNNBase, ...] = ()
+        if rnn_impl == "packed" and bidirectional:
+            self._fused = (
+                rnn_class(input_size, hidden_size, bidirectional=True, device="meta", **kwargs),
+            )
 
-    def forward(self, x: torch.Tensor, reverse_index: torch.Tensor | None) -> torch.Tensor:
-        out, _ = self.fwd(x)
-        if self.bwd is not None:
-            back, _ = self.bwd(_reverse(x, reverse_index))
-            out = torch.cat([out, _reverse(back, reverse_index)], dim=2)
+    def forward(
+        self,
+        x: torch.Tensor,
+        reverse_index: torch.Tensor | None,
+        lengths: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``reverse_index`` (see :func:`reversal_index`) serves the per-direction layer,
+        ``lengths`` (on the CPU, as packing wants them) the packed one."""
+        if self._fused:
+            if lengths is None:
+                raise ValueError("a packed layer needs the sequence lengths")
+            out = self._packed(x, lengths)
+        else:
+            out, _ = self.fwd(x)
+            if self.bwd is not None:
+                back, _ = self.bwd(_reverse(x, reverse_index))
+                out = torch.cat([out, _reverse(back, reverse_index)], dim=2)
         if self.proj is not None:
             out = self.proj(out)
         return out
+
+    def _packed(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Both directions in one fused call over the packed batch; (T, B, 2H), zero padding."""
+        assert self.bwd is not None
+        fused = self._fused[0]
+        fused.train(self.training)  # cuDNN keeps what backward needs only in training mode
+        weights = dict(self.fwd.named_parameters())
+        weights.update({f"{name}_reverse": p for name, p in self.bwd.named_parameters()})
+        # an empty utterance cannot be packed; its one computed frame is padding to the caller
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths.clamp(min=1), enforce_sorted=False)
+        # On CUDA, when the template first sees these tensors it flattens them
+        # (flatten_parameters): moves them, in place, into one cuDNN weight buffer in the
+        # bidirectional layout, so later calls copy no weights. Values, names and the
+        # optimizer's references to them are unchanged.
+        with _FUSED_LOCK:
+            out, _ = functional_call(fused, weights, (packed,))
+        padded, _ = nn.utils.rnn.pad_packed_sequence(out, total_length=x.shape[0])
+        return padded
 
 
 class AcousticModel(nn.Module):
@@ -239,7 +316,12 @@ class AcousticModel(nn.Module):
         for _ in range(config.num_layers):
             layers.append(
                 RecurrentLayer(
-                    input_size, config.cell, config.hidden_size, config.bidirectional, projection
+                    input_size,
+                    config.cell,
+                    config.hidden_size,
+                    config.bidirectional,
+                    projection,
+                    config.rnn_impl,
                 )
             )
             input_size = config.layer_output_size
@@ -259,15 +341,15 @@ class AcousticModel(nn.Module):
             expected = f"(batch, time, {self.config.input_dim})"
             raise ValueError(f"expected features {expected}, got {tuple(feats.shape)}")
         x, out_lengths = stack_frames(feats, lengths, self.config.stack, self.config.skip)
-        index = (
-            reversal_index(out_lengths.to(x.device), x.shape[0])
-            if self.config.bidirectional
-            else None
-        )
+        index = cpu_lengths = None
+        if self.config.bidirectional and self.config.rnn_impl == "packed":
+            cpu_lengths = out_lengths.cpu()
+        elif self.config.bidirectional:
+            index = reversal_index(out_lengths.to(x.device), x.shape[0])
         for number, layer in enumerate(self.layers):
             if number:
                 x = self.dropout(x)
-            x = layer(x, index)
+            x = layer(x, index, cpu_lengths)
         # log-softmax in fp32 whatever autocast chose: in bf16 a confident blank's log-prob
         # (near 0) is off by ~0.01, enough for CTC losses below zero and unstable training
         log_probs = F.log_softmax(self.output(x).float(), dim=-1)

@@ -43,7 +43,10 @@ class TrainConfig:
     min_lr: float = 0.0  # stop once the lr falls below this
     early_stopping_patience: int = 6  # epochs without dev improvement before stopping; 0 = never
     min_improvement: float = 0.0  # relative dev-loss decrease that counts as an improvement
-    cache_features: bool = True  # keep normalized features in memory
+    # Normalized features kept in memory (true), read from the ark for each batch (false), or
+    # auto: kept when they fit under cache_limit_mb (the rule: asr.training.setup.plan_cache)
+    cache_features: bool | str = "auto"
+    cache_limit_mb: int = 2000  # auto's limit, in MB (10^6 bytes) per process, train + dev
     num_workers: int = 0  # data-loading processes (0: load in the training process)
     precision: str = "auto"  # auto | fp32 | bf16 | fp16: autocast dtype (asr.nn.precision)
     max_nonfinite_batches: int = 10  # consecutive NaN/inf batches tolerated before stopping
@@ -87,6 +90,12 @@ class TrainConfig:
         if self.optimizer not in ("adam", "sgd"):
             raise ConfigError(f"{source}: optimizer must be adam or sgd, got {self.optimizer!r}")
 
+        # a YAML boolean (what configs and packages before auto hold) or auto; 1 == True, so
+        # the type is checked, not just the value
+        if not (isinstance(self.cache_features, bool) or self.cache_features == "auto"):
+            raise ConfigError(
+                f"{source}: cache_features must be auto, true or false, got {self.cache_features!r}"
+            )
         if self.precision not in PRECISIONS:
             raise ConfigError(
                 f"{source}: precision must be one of {', '.join(PRECISIONS)}, "

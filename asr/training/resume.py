@@ -42,8 +42,8 @@ DATA_FILES = ("feats.scp", "feats.yaml", "text", "utt2spk", "cmvn.scp")
 
 # Training options a resumed run may change. They decide only when the run stops or how
 # patiently its schedule waits (max_epochs, the patiences, max_nonfinite_batches) or how it runs
-# (save_every_steps, num_workers, cache_features, tensorboard); init_from is ignored by a
-# resume. Any other option changes what the steps compute.
+# (save_every_steps, num_workers, cache_features, cache_limit_mb, tensorboard); init_from is
+# ignored by a resume. Any other option changes what the steps compute.
 MAY_CHANGE = frozenset(
     {
         "max_epochs",
@@ -54,6 +54,7 @@ MAY_CHANGE = frozenset(
         "save_every_steps",
         "num_workers",
         "cache_features",
+        "cache_limit_mb",
         "tensorboard",
         "init_from",
     }

@@ -7,6 +7,7 @@ the trainer's constructor reads as the list of steps it is.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from asr.features.dataset import Example, FeatureSet, SkipReport, fits_ctc, load
 from asr.training.config import TrainConfig
 from asr.training.distributed import World
 from asr.units.tokens import TokenList
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -46,6 +49,7 @@ class TrainingData:
     train_report: SkipReport
     dev_examples: list[Example]
     dev_report: SkipReport
+    cache_note: str  # the train.log line saying which set is kept in memory, and why
 
     def usable(self, output_lengths: Callable[[torch.Tensor], torch.Tensor]) -> UsableExamples:
         """Drop training examples too short for their labels after the network's subsampling
@@ -77,18 +81,21 @@ class TrainingData:
 def load_training_data(cfg: TrainConfig, train_dir: Path, dev_dir: Path) -> TrainingData:
     """Read both feature sets (dev normalised with training's global CMVN where that is the
     mode), build the token list from the training text and pair features with labels."""
-    train_set = FeatureSet(train_dir, cache=cfg.cache_features)
+    train_set = FeatureSet(train_dir)
     texts_path = train_dir / "text"
     tokens = TokenList.from_texts(_train_texts(train_set, texts_path), cfg.unit)
     train_examples, train_report = load_examples(train_set, tokens, texts_path)
     dev_stats = train_set.global_stats if train_set.config.cmvn == "global" else None
-    dev_set = FeatureSet(dev_dir, cache=cfg.cache_features, global_stats=dev_stats)
+    dev_set = FeatureSet(dev_dir, global_stats=dev_stats)
     if dev_set.config_dict != train_set.config_dict:
         raise ConfigError(
             f"{dev_dir / 'feats.yaml'}: feature config differs from "
             f"{train_dir / 'feats.yaml'}; extract both with the same config"
         )
     dev_examples, dev_report = load_examples(dev_set, tokens)
+    plan = plan_cache(cfg, train_set.normalized_bytes, dev_set.normalized_bytes)
+    train_set.cache, dev_set.cache = plan.train, plan.dev
+    logger.info(plan.line)
     return TrainingData(
         train_dir,
         dev_dir,
@@ -99,7 +106,54 @@ def load_training_data(cfg: TrainConfig, train_dir: Path, dev_dir: Path) -> Trai
         train_report,
         dev_examples,
         dev_report,
+        plan.line,
     )
+
+
+@dataclass
+class CachePlan:
+    """Which feature sets a run keeps in memory (the rest stream from the ark), and the line
+    that says so with the numbers."""
+
+    train: bool
+    dev: bool
+    line: str
+
+
+def plan_cache(cfg: TrainConfig, train_bytes: int, dev_bytes: int) -> CachePlan:
+    """Decide ``cache_features`` for the training and dev sets from their normalized sizes.
+
+    ``true`` and ``false`` are taken as they are. ``auto`` caches the training set when it fits
+    under ``cache_limit_mb``, then the dev set when it fits in what is left, so that what auto
+    keeps never exceeds the limit however large the corpus: memory stays flat beyond it. The
+    sizes come from utt2num_frames and feats.yaml, so the decision costs no ark read.
+
+    The limit is a fixed number, not a share of this machine's memory: the same config then
+    caches or streams alike on a laptop and on a cluster node (and under torchrun, where every
+    process holds its own cache). Either way the weights are the same; only speed differs.
+    """
+    setting = cfg.cache_features
+    if setting == "auto":
+        limit = cfg.cache_limit_mb * 10**6
+        train = train_bytes <= limit
+        dev = dev_bytes <= limit - (train_bytes if train else 0)
+        how = f"cache_features auto, limit {_size(limit)} (training.cache_limit_mb)"
+    else:
+        train = dev = bool(setting)
+        how = f"cache_features {str(setting).lower()}"
+
+    def fate(cached: bool) -> str:
+        return "kept in memory" if cached else "streamed from the ark"
+
+    line = (
+        f"features (normalized, float32): train {_size(train_bytes)}, dev {_size(dev_bytes)}; "
+        f"{how}: train {fate(train)}, dev {fate(dev)}"
+    )
+    return CachePlan(train, dev, line)
+
+
+def _size(num_bytes: int) -> str:
+    return f"{num_bytes / 1e9:.2f} GB" if num_bytes >= 1e9 else f"{num_bytes / 1e6:.1f} MB"
 
 
 def _train_texts(features: FeatureSet, text_path: Path) -> list[str]:

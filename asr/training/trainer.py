@@ -47,7 +47,7 @@ import math
 import os
 import shlex
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -216,6 +216,7 @@ class _Trainer:
             f"weight noise {cfg.weight_noise:g}; VTLP max warp {cfg.vtlp_max_warp:g}; "
             f"{world.size} process(es) on {device.type}"
         ]
+        self.notes.append(data.cache_note)
         for name, report in self.skipped.items():
             for line in report.lines(name):
                 logger.warning(line)
@@ -239,11 +240,11 @@ class _Trainer:
             weight_noise=cfg.weight_noise,
             vtlp=vtlp,
         )
-        if cfg.cache_features and cfg.num_workers > 0:
-            # fill the cache once, before workers fork and share it; otherwise each epoch's
-            # workers would read and normalize everything again into caches that die with them
-            self.train_set.preload()
-            self.dev_set.preload()
+        # fill the caches (if any: load_training_data decided) once, now: before workers fork
+        # and share them (each epoch's workers would otherwise fill caches that die with them),
+        # and so that a cache too large for this machine fails before the first step
+        self.train_set.preload()
+        self.dev_set.preload()
         self.state: dict[str, Any] = initial_state(seed, self.notes)
         # optimisation steps (TensorBoard's x axis) and skipped batches, over the whole run
         self.state.update(global_step=0, skipped_batches=0)
@@ -510,18 +511,7 @@ class _Trainer:
 
     def _loader(self, features: FeatureSet, batches: list[tuple[int, list[Example]]]) -> Any:
         """Collated batches, loaded by worker processes when ``num_workers`` > 0."""
-        if self.cfg.num_workers == 0:
-            return ((n, collate(features, batch)) for n, batch in batches)
-
-        return DataLoader(
-            _CollatedBatches(features, batches),
-            batch_size=None,
-            num_workers=self.cfg.num_workers,
-            pin_memory=self.device.type == "cuda",
-            # its own generator: drawing the workers' seed from the global one would shift
-            # every dropout mask, and the result would depend on the number of workers
-            generator=torch.Generator().manual_seed(0),
-        )
+        return batch_loader(features, batches, self.cfg.num_workers, self.device.type == "cuda")
 
     def run_epoch(self, epoch: int, began: float) -> float:
         """Train one epoch and return its train loss per token. ``began`` is when the epoch
@@ -821,6 +811,28 @@ class _Trainer:
         return summary
 
 
+def batch_loader(
+    features: FeatureSet,
+    batches: list[tuple[int, list[Example]]],
+    num_workers: int,
+    pin_memory: bool = False,
+) -> Iterable[tuple[int, tuple[torch.Tensor, ...]]]:
+    """The numbered batches (number, collated tensors) of an epoch, as the trainer reads them:
+    in this process, or in ``num_workers`` DataLoader processes (bench_train_rss times it)."""
+    if num_workers == 0:
+        return ((n, collate(features, batch)) for n, batch in batches)
+
+    return DataLoader(
+        _CollatedBatches(features, batches),
+        batch_size=None,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        # its own generator: drawing the workers' seed from the global one would shift
+        # every dropout mask, and the result would depend on the number of workers
+        generator=torch.Generator().manual_seed(0),
+    )
+
+
 class _CollatedBatches(torch.utils.data.Dataset):
     """Numbered batches collated in DataLoader workers (features read from ark by offset)."""
 
@@ -895,6 +907,9 @@ def train(
     dev = _resolve_device(device)
     if dev.type == "cuda" and world.distributed:
         dev = torch.device("cuda", world.local_rank)
+    elif dev.type == "cuda" and dev.index is None:
+        # set_device refuses a bare "cuda" (no index): "cuda" means the current device
+        dev = torch.device("cuda", torch.cuda.current_device())
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // world.local_size))
