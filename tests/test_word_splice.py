@@ -158,6 +158,39 @@ def test_fragments_put_an_unlabelled_piece_of_a_word_at_each_end(tmp_path: Path)
         assert np.abs(tail[: int(0.02 * RATE)]).max() < 0.02
 
 
+def test_a_fragment_label_transcribes_each_fragment_drawn_and_nothing_else(
+    tmp_path: Path,
+) -> None:
+    src = _datadir(tmp_path, TRANSCRIPTS)
+    common = dict(count=40, max_words=3, seed=5, keep_originals=False, fragments=0.5)
+    splice_words(src, tmp_path / "plain", **common)
+    splice_words(src, tmp_path / "label", fragment_label="[noise]", **common)
+    plain, label = DataDir.load(tmp_path / "plain"), DataDir.load(tmp_path / "label")
+    heads = tails = 0
+    for utt in plain.utt_ids:
+        words = label.text[utt].split()
+        inner, _ = DataDir.load(tmp_path / "plain").load_audio(utt)
+        outer, _ = label.load_audio(utt)
+        assert np.array_equal(outer, inner)  # the label changes the text, not the audio
+        # the words between the labels are the unlabelled run's transcript
+        core = words[(words[0] == "[noise]") :]
+        core = core[: len(core) - (core[-1] == "[noise]")]
+        assert " ".join(core) == plain.text[utt]
+        assert "[noise]" not in core
+        heads += words[0] == "[noise]"
+        tails += words[-1] == "[noise]"
+    # with chance 0.5 at each end, some utterances have a labelled fragment and some not
+    assert 0 < heads < len(plain.utt_ids) and 0 < tails < len(plain.utt_ids)
+    # a labelled head is a fragment of a word before the leading silence: the audio of a
+    # labelled utterance starts in sound, an unlabelled one in silence
+    for utt in plain.utt_ids:
+        outer, _ = label.load_audio(utt)
+        starts_loud = np.abs(outer[: int(0.005 * RATE)]).max() > 0.05
+        assert starts_loud == (label.text[utt].split()[0] == "[noise]"), utt
+    with pytest.raises(ConfigError, match="one word"):
+        splice_words(src, tmp_path / "bad", count=3, fragments=0.5, fragment_label="a b")
+
+
 def test_fragments_is_a_probability(tmp_path: Path) -> None:
     src = _datadir(tmp_path, TRANSCRIPTS)
     with pytest.raises(ConfigError, match="fragments"):

@@ -190,6 +190,12 @@ def add_parser(subparsers: argparse._SubParsersAction, help: str | None = None) 
         "the onset of one, neither transcribed (default 0)",
     )
     splice.add_argument(
+        "--fragment-label",
+        metavar="WORD",
+        help="transcribe each fragment as WORD (e.g. [noise], which asr score --remove-fillers "
+        "drops) instead of leaving it out of the transcript",
+    )
+    splice.add_argument(
         "--no-originals",
         dest="keep_originals",
         action="store_false",
@@ -469,6 +475,7 @@ def run_splice(args: argparse.Namespace) -> int:
         keep_originals=args.keep_originals,
         allow_pipe=args.allow_pipes,
         fragments=args.fragments,
+        fragment_label=args.fragment_label,
     )
     print(f"{args.out_dir}: {report.summary()}")
     return 1 if report.failed else 0

@@ -13,6 +13,10 @@ of one after its trailing silence; neither is in the transcript. A recording tha
 after a word was said, or ends as the next one starts, holds such a fragment, and a network
 that has never heard one reads it as the word (recipes/yesno/RESULTS). The fragments come from
 a generator of their own, so ``fragments=0`` gives the same utterances as before it existed.
+With ``fragment_label`` (e.g. ``[noise]``) each fragment is transcribed as that word, as
+Kaldi's lexicons give noise and partial words a garbage word of their own (``<SPOKEN_NOISE>``):
+the network then learns a class for them instead of having to leave them blank; scoring drops
+the label (``asr score --remove-fillers``).
 
 Why the yes/no recipe uses it: Kaldi's split puts every recording that starts with YES in the
 test half, and a BiLSTM trained on the 25 training recordings learns what starts an
@@ -100,15 +104,19 @@ def splice_words(
     keep_originals: bool = True,
     allow_pipe: bool = False,
     fragments: float = 0.0,
+    fragment_label: str | None = None,
 ) -> SpliceReport:
     """Write ``out_dir``: the utterances of ``data_dir`` (with ``keep_originals``) and
     ``count`` spliced ones, ``<spk>-splice<k>`` of speaker ``<spk>``, FLAC files under
     ``out_dir/audio``. The same seed gives the same utterances. ``fragments``: the chance of
-    an unlabelled word fragment at each end (see the module's docstring)."""
+    a word fragment at each end, transcribed as ``fragment_label`` when one is given (see the
+    module's docstring)."""
     if count < 1 or max_words < 1:
         raise ConfigError(f"splice: count ({count}) and max words ({max_words}) must be >= 1")
     if not 0.0 <= fragments <= 1.0:
         raise ConfigError(f"splice: fragments ({fragments}) is a probability: 0 to 1")
+    if fragment_label is not None and (not fragment_label or len(fragment_label.split()) != 1):
+        raise ConfigError(f"splice: fragment label {fragment_label!r} must be one word")
     source = DataDir.load(data_dir)
     out = Path(out_dir)
     check_destination(source.path, out)
@@ -184,7 +192,11 @@ def splice_words(
             raise DataDirError(f"{source.path / 'utt2spk'}: utterance id '{utt}' already taken")
         path = (audio_dir / audio_file_name(utt)).resolve()
         write_flac(path, np.concatenate(parts), rate)
-        wav_scp[utt], text[utt], utt2spk[utt] = str(path), " ".join(w for w, _ in chosen), spk
+        labels = [w for w, _ in chosen]
+        if fragment_label is not None:
+            head_label = [fragment_label] * (len(head) > 0)
+            labels = head_label + labels + [fragment_label] * (len(tail) > 0)
+        wav_scp[utt], text[utt], utt2spk[utt] = str(path), " ".join(labels), spk
         report.spliced += 1
     save_replacing(
         DataDir(

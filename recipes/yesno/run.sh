@@ -8,7 +8,7 @@
 # training recording, cut at the pauses between words (asr data crop-at-pauses). See RESULTS.
 #
 #   ./run.sh [--corpus-dir DIR] [--stage N] [--stop-stage M] [--seed S] [--threads N]
-#            [--splice-utts N] [--fragments P] [--crops-per-utt N]
+#            [--splice-utts N] [--fragments P] [--fragment-label WORD] [--crops-per-utt N]
 #            [--precision auto|fp32|bf16]
 #            [--data DIR] [--exp DIR]
 #
@@ -28,7 +28,9 @@ seed=0            # model initialisation, batch order, spliced utterances and cr
 # Spliced word sequences by default: on whole recordings alone seeds 2-4 stayed on the CTC
 # plateau, and crops at pauses left 0.8-6.3% WER (see RESULTS)
 splice_utts=400   # 0: no spliced utterances
-fragments=0       # chance of an unlabelled word fragment at each end of a spliced utterance
+fragments=0       # chance of a word fragment at each end of a spliced utterance
+fragment_label=   # transcribe each fragment as this word (e.g. [noise]; scoring drops it);
+                  # empty: fragments are not transcribed
 crops_per_utt=0   # used when --splice-utts is 0; 0: train on the whole recordings only
 precision=        # empty: the training config's
 # One torch thread by default: the result is then the same on every run (more threads change
@@ -64,7 +66,8 @@ if run_stage 0; then
   asr data subset "$data/train" --last 5 "$data/dev"
   if [ "$train_set" = train_splice ]; then
     asr data splice-words "$data/train_nodev" "$data/$train_set" --count "$splice_utts" \
-      --fragments "$fragments" --seed "$seed"
+      --fragments "$fragments" ${fragment_label:+--fragment-label "$fragment_label"} \
+      --seed "$seed"
   elif [ "$train_set" = train_crops ]; then
     asr data crop-at-pauses "$data/train_nodev" "$data/$train_set" --per-utt "$crops_per_utt" \
       --seed "$seed"
@@ -92,8 +95,9 @@ fi
 
 if run_stage 4; then
   echo "stage 4: scoring"
+  # a fragment label is a non-speech word for the scorer (asr score --remove-fillers)
   asr score "$data/test/text" "$exp/decode_test/text" --alignments "$exp/decode_test/per_utt" \
-    > "$exp/decode_test/wer"
+    ${fragment_label:+--remove-fillers} > "$exp/decode_test/wer"
   # the precision and seed the model was trained with, from train.log's first line
   sed -n '1s/.*; \(seed [0-9]*\); \(precision [a-z0-9]*\).*/# \1, \2/p' "$exp/train.log" \
     >> "$exp/decode_test/wer"
