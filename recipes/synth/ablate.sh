@@ -20,6 +20,10 @@
 #   wnoise  training.weight_noise 0.03 (Graves 2013)
 #   voices  vtlp and vtl together (no extra training utterances)
 #   all     vtlp, vtl, reverb and codec together (three times the training utterances)
+#   all5    all, trained for 5 epochs instead of 15: the default's number of updates
+#   none45  no lever, 45 epochs instead of 15: the number of updates of all
+#   mix     vtlp and vtl, each training utterance once: clean, reverberant or coded (a third
+#           each, drawn with --seed): the default's number of utterances and updates
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")"
 . ./path.sh
@@ -29,7 +33,7 @@ exp=exp             # run.sh's experiments: exp/phone is the baseline, runs go t
 seed=0              # run.sh's --seed: the corpus (for vtl) and the training seed
 hours=1             # run.sh's --hours (for vtl)
 threads=1           # torch threads of each run
-levers="vtlp vtl reverb codec wnoise voices all"
+levers="vtlp vtl reverb codec wnoise voices all all5 none45 mix"
 table=              # run.sh exp dirs whose ablate lines to summarise instead of training
 . ../utils/parse_options.sh
 [ $# -eq 0 ] || { echo "${0##*/}: unexpected argument $1 (see --help)" >&2; exit 1; }
@@ -105,6 +109,31 @@ augmented() {  # $1 = source train set, $2 = name, then "reverb" and/or "codec"
   echo "$out"
 }
 
+mixed() {  # $1 = source train set: each utterance once, clean, reverberant or coded
+  local src=$1 out=$data/ablate_mix n
+  if [ ! -f "$out/feats.scp" ]; then
+    rm -rf "$out".*
+    mkdir -p "$out.lists"
+    # a seeded shuffle (shuf draws from a byte stream; the seed's own stream keeps it repeatable)
+    cut -d' ' -f1 "$src/utt2spk" | shuf --random-source=<(yes "$seed") > "$out.lists/all"
+    n=$(( $(wc -l < "$out.lists/all") / 3 ))
+    head -n "$n" "$out.lists/all" > "$out.lists/reverb"
+    sed -n "$(( n + 1 )),$(( 2 * n ))p" "$out.lists/all" > "$out.lists/codec"
+    tail -n "+$(( 2 * n + 1 ))" "$out.lists/all" > "$out.lists/clean"
+    for a in clean reverb codec; do
+      asr data subset "$src" "$out.$a" --utt-list "$out.lists/$a" >&2
+    done
+    asr data reverberate "$out.reverb" "$out.reverb_only" --rooms 50 --seed "$seed" --no-clean \
+      --no-progress >&2
+    asr data codec "$out.codec" "$out.codec_only" --one-each --seed "$seed" --no-clean \
+      --no-progress >&2
+    asr data combine "$out" "$out.clean" "$out.reverb_only" "$out.codec_only" >&2
+    asr features "$out" --config conf/fbank.yaml --ark-dir "$out/ark" --no-progress \
+      2>>"$out.features.log"
+  fi
+  echo "$out"
+}
+
 score_line() {  # $1 = lever, $2 = model dir with decode_greedy: one tab-separated line
   local name=$1 dir=$2 line
   line="$name\t$(asr score "$data/test_phone/text" "$dir/decode_greedy/text" --metric PER \
@@ -144,6 +173,12 @@ for lever in $levers; do
     voices) train=$(vtl_data); conf=$(conf_with voices "vtlp_max_warp: 0.1") ;;
     all) train=$(augmented "$(vtl_data)" all reverb codec)
          conf=$(conf_with all "vtlp_max_warp: 0.1") ;;
+    all5) train=$(augmented "$(vtl_data)" all reverb codec)
+          conf=$(conf_with all5 "vtlp_max_warp: 0.1")
+          sed -i 's/^  max_epochs: .*/  max_epochs: 5/' "$conf" ;;
+    none45) conf=$(conf_with none45)
+            sed -i 's/^  max_epochs: .*/  max_epochs: 45/' "$conf" ;;
+    mix) train=$(mixed "$(vtl_data)"); conf=$(conf_with mix "vtlp_max_warp: 0.1") ;;
     *) echo "${0##*/}: unknown lever '$lever' (see the top of this script)" >&2; exit 1 ;;
   esac
   dir=$exp/ablate/$lever
