@@ -20,6 +20,7 @@
 #   wnoise  training.weight_noise 0.03 (Graves 2013)
 #   voices  vtlp and vtl together (no extra training utterances)
 #   all     vtlp, vtl, reverb and codec together (three times the training utterances)
+# and, by --levers only, the levers at other amounts of compute:
 #   all5    all, trained for 5 epochs instead of 15: the default's number of updates
 #   none45  no lever, 45 epochs instead of 15: the number of updates of all
 #   mix     vtlp and vtl, each training utterance once: clean, reverberant or coded (a third
@@ -33,7 +34,7 @@ exp=exp             # run.sh's experiments: exp/phone is the baseline, runs go t
 seed=0              # run.sh's --seed: the corpus (for vtl) and the training seed
 hours=1             # run.sh's --hours (for vtl)
 threads=1           # torch threads of each run
-levers="vtlp vtl reverb codec wnoise voices all all5 none45 mix"
+levers="vtlp vtl reverb codec wnoise voices all"  # all5 none45 mix: by --levers only
 table=              # run.sh exp dirs whose ablate lines to summarise instead of training
 . ../utils/parse_options.sh
 [ $# -eq 0 ] || { echo "${0##*/}: unexpected argument $1 (see --help)" >&2; exit 1; }

@@ -29,7 +29,7 @@
 #      test audio decoded online (asr transcribe --online) and offline with running CMVN
 # The default size (1 hour) trains both models in 11 minutes on 2 CPU cores (the whole run took
 # 12; see RESULTS); --hours 10 is the larger run (with --vocal-tract 0.85:1.15 --vtlp 0.1, about
-# 2 hours per model on one CPU core at 15 epochs, 2-2.5 hours trained to convergence with
+# 45 minutes per model on one CPU core at 15 epochs, 2-2.5 hours trained to convergence with
 # --phone-conf conf/train_phone_10h.yaml --word-conf conf/train_char_10h.yaml; RESULTS), or
 # --device cuda on a GPU. The levers for
 # unseen voices are off by default (each costs training time or synthesis); the configuration
