@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import shared_path
+
+from asr.lm.kenlm import kenlm_binary
 
 RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "timit"
 
@@ -208,3 +211,220 @@ def test_synthetic_data_options_are_checked_before_any_work(tmp_path: Path) -> N
     assert done.returncode == 1
     assert done.stderr.strip() == "run.sh: --synth-utts -3: a count of utterances (0: all)"
     assert not (tmp_path / "data").exists() and not (tmp_path / "e").exists()
+
+
+def _lexicon_words(path: Path) -> set[str]:
+    return {line.split()[0] for line in path.read_text(encoding="utf-8").splitlines() if line}
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_word_stages_fine_tune_a_char_model_per_fold_and_package_the_starter(
+    timit_dir: Path, fsdd_dir: Path, tmp_path: Path
+) -> None:
+    """Stages 8-11 with a tiny character model of synthetic read speech (the role of
+    recipes/synth_books' model), a lexicon that lacks some test words and a KenLM 2-gram:
+    each fold's %WER lines, the pooled rate equal to the folds' sum over every sample word,
+    the out-of-lexicon count, FSDD joining each fold's training set alike, and a starter
+    package whose lexicon + LM `asr transcribe` uses."""
+    try:
+        kenlm_binary("lmplz")
+    except Exception as exc:  # noqa: BLE001 - any reason it is missing
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+
+    def asr(*args: str) -> None:
+        subprocess.run(
+            [sys.executable, "-m", "asr", *args],
+            check=True,
+            capture_output=True,
+            env=env,
+            timeout=600,
+        )
+
+    books = tmp_path / "books"
+    asr(
+        "prepare",
+        "synth",
+        str(books),
+        "--hours",
+        "0.01",
+        "--dev-utts",
+        "3",
+        "--test-utts",
+        "3",
+        "--no-progress",
+        "--text",
+        str(shared_path("text", "state_union", "1945-Truman.txt")),
+    )
+    for s in ("train", "dev"):
+        asr(
+            "features",
+            str(books / s),
+            "--config",
+            str(RECIPE.parent / "synth" / "conf" / "fbank.yaml"),
+            "--no-progress",
+        )
+    conf = yaml.safe_load((RECIPE / "conf" / "train_char.yaml").read_text())
+    conf["model"].update(num_layers=1, hidden_size=32)
+    conf["training"].update(max_epochs=2, precision="fp32")
+    small = tmp_path / "char.yaml"
+    small.write_text(yaml.safe_dump(conf))
+    asr(
+        "train",
+        "--config",
+        str(small),
+        "--train-dir",
+        str(books / "train"),
+        "--dev-dir",
+        str(books / "dev"),
+        "--exp-dir",
+        str(books / "exp"),
+        "--threads",
+        "2",
+        "--no-progress",
+    )
+
+    # stage 0 alone first: the sample's words give the lexicon (less every word with a 'v',
+    # so that some test words are out of it) and the 2-gram's text
+    command = ["bash", str(RECIPE / "run.sh"), "--corpus-dir", str(timit_dir), "--sample"]
+    command += ["--folds", "2", "--data", str(tmp_path / "data"), "--exp", str(tmp_path / "exp")]
+    subprocess.run([*command, "--stop-stage", "0"], check=True, capture_output=True, env=env)
+    sentences = [line.split()[1:] for line in (tmp_path / "data" / "all" / "words").open()]
+    known = sorted({w for s in sentences for w in s if "v" not in w})
+    (tmp_path / "words.txt").write_text("\n".join(known) + "\n")
+    asr(
+        "lexicon", "prepare", str(tmp_path / "words.txt"), str(tmp_path / "dict"), "--units", "char"
+    )
+    (tmp_path / "lm_text").write_text(
+        "\n".join(" ".join(w for w in s if "v" not in w) for s in sentences) + "\n"
+    )
+    asr(
+        "lm",
+        "train",
+        str(tmp_path / "lm_text"),
+        "--order",
+        "2",
+        str(tmp_path / "lm.arpa"),
+        "--binary",
+        str(tmp_path / "lm.bin"),
+    )
+    lexicon = tmp_path / "dict" / "lexicon.txt"
+
+    command += ["--stage", "8", "--word-model", str(books / "exp" / "final.pt")]
+    command += ["--lexicon", str(lexicon), "--word-lm", str(tmp_path / "lm.bin")]
+    command += ["--word-conf", str(small), "--lm-weights", "0.5,1.5", "--word-scores", "0"]
+    command += ["--word-beam-size", "8", "--threads", "2"]
+    command += ["--fsdd-dir", str(fsdd_dir.parent), "--fsdd-utts", "12"]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1200)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    out = done.stdout
+
+    words = sum(len(s) for s in sentences)
+    for model in ("char_books", "char_books_ft", "char_books_ft_fsdd"):
+        for decoder in ("greedy", "lex"):
+            folds = [
+                re.search(rf"^fold{k} {model} {decoder} %WER \S+ \[ (\d+) / (\d+),", out, re.M)
+                for k in (1, 2)
+            ]
+            assert all(folds), out[-2000:]
+            pooled = re.search(
+                rf"^pooled {model} {decoder} %WER (\S+) \[ (\d+) / (\d+),", out, re.M
+            )
+            assert pooled, out[-2000:]
+            assert int(pooled.group(3)) == words == sum(int(f.group(2)) for f in folds if f)
+            assert int(pooled.group(2)) == sum(int(f.group(1)) for f in folds if f)
+            ci = re.search(
+                rf"^pooled {model} {decoder} .*\n  %WER \S+, 95% CI \[(\S+), (\S+)\]", out, re.M
+            )
+            assert ci and float(ci.group(1)) <= float(pooled.group(1)) <= float(ci.group(2))
+    outside = sum(1 for s in sentences for w in s if "v" in w)
+    assert outside > 0 and f"test words outside the lexicon: {outside} of {words}" in out
+
+    # FSDD: the same 12 recordings, 2 per speaker, join every fold's training set (and full)
+    chosen = None
+    for part in ("fold1", "fold2", "full"):
+        d = tmp_path / "data" / part
+        real = {line.split()[0] for line in (d / "train_words" / "utt2spk").open()}
+        both = dict(line.split() for line in (d / "train_words_fsdd" / "utt2spk").open())
+        added = set(both) - real
+        chosen = chosen or added
+        assert len(added) == 12 and added == chosen and real <= set(both)
+        assert sorted({both[u] for u in added}) == sorted(
+            {
+                line.split()[1]
+                for line in (tmp_path / "data" / "fsdd_all" / "train" / "utt2spk").open()
+            }
+        )
+        assert all(
+            n == 2 for n in [sum(both[u] == spk for u in added) for spk in {both[u] for u in added}]
+        )
+        # real transcripts are the .WRD words, FSDD's are digit names
+        text = dict(
+            line.rstrip("\n").split(" ", 1) for line in (d / "train_words_fsdd" / "text").open()
+        )
+        assert {text[u] for u in added} <= {
+            "zero",
+            "one",
+            "two",
+            "three",
+            "four",
+            "five",
+            "six",
+            "seven",
+            "eight",
+            "nine",
+        }
+        wrd = dict(line.rstrip("\n").split(" ", 1) for line in (d / "train" / "words").open())
+        assert all(text[u] == wrd[u] for u in real)
+
+    # stage 11: the lower pooled lexicon + LM row, trained on every speaker, packaged
+    wer = {}
+    for model in ("char_books_ft", "char_books_ft_fsdd"):
+        wer[model] = float(re.search(rf"^pooled {model} lex %WER (\S+)", out, re.M).group(1))
+    best = min(wer, key=lambda m: (wer[m], m))
+    starter = tmp_path / "exp" / "full" / best
+    assert f"starter model: {starter / 'words.pt'} (asr transcribe" in out
+    cv = (starter / "cv_wer").read_text().splitlines()
+    pooled_file = tmp_path / "exp" / "pooled_words" / f"{best}_lex" / "wer"
+    assert cv[1] == pooled_file.read_text().splitlines()[0]
+    card = subprocess.run(
+        [sys.executable, "-m", "asr", "info", str(starter / "words.pt")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    ).stdout
+    assert "- lexicon: embedded" in card and "- language model: embedded" in card
+    assert f"tuned on {starter / 'decode_dev_lex'}" in card
+    assert "timit-sample-2fold-cv" in card
+    # a CI-sized model hardly leaves the CTC plateau: a large word score makes it read words,
+    # and every one of them comes from the packaged lexicon
+    wavs = [line.split()[1] for line in (tmp_path / "data" / "fold1" / "test" / "wav.scp").open()]
+    read = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "asr",
+            "transcribe",
+            str(starter / "words.pt"),
+            *wavs[:4],
+            "--threads",
+            "2",
+            "--no-progress",
+            "--word-score",
+            "10",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert read.returncode == 0, read.stderr[-2000:]
+    lines = read.stdout.splitlines()
+    assert len(lines) == 4
+    said = [w for line in lines for w in line.split("\t")[1].split()]
+    assert said and set(said) <= set(known)

@@ -9,6 +9,7 @@
 #            [--threads N] [--beam-size B] [--lm-weight W] [--insertion-bonus B]
 #            [--device cpu|cuda]
 #            [--synth-model FILE] [--synth-data DIR [--synth-utts N]] [--starter NAME]
+#            [--word-model FILE [--lexicon FILE] [--word-lm FILE] [--fsdd-dir DIR]]
 #            [--data DIR] [--exp DIR]
 #
 # Stages:
@@ -34,6 +35,21 @@
 #      lowest pooled %PER in stage 6, beam + bigram) trained once more on every sample speaker
 #      (data/full: dev = each speaker's first SI) into exp/full/NAME/final.pt, beside the
 #      cross-validated %PER of its configuration (exp/full/NAME/cv_per)
+# Words (with --folds and --word-model, recipes/synth_books' character model of synthetic read
+# speech; its lexicon and word 3-gram, from ../shared/text alone, decode):
+#   8  DIR_words: each set with the synth features and the .WRD words as its transcripts;
+#      with --fsdd-dir, DIR/train_words_fsdd: the training set plus --fsdd-utts FSDD digits
+#   9  per fold: the book model as it is (char_books), and fine-tuned on the fold's real
+#      training speakers (char_books_ft; with --fsdd-dir also char_books_ft_fsdd, on the
+#      FSDD speakers too) with conf/train_char.yaml and --init-from; LM weight and word score
+#      tuned on the fold's dev, then test decoded greedy and with the lexicon + word LM
+#   10 each fold's %WER and the pooled %WER over every fold's test speakers, with a bootstrap
+#      interval, greedy and lexicon + LM; test words outside the lexicon counted
+#   11 the word-level starter model: the fine-tuned row with the lower pooled lexicon + LM
+#      %WER, trained again on every sample speaker (data/full), its LM weight tuned on
+#      data/full/dev, packaged with the lexicon and LM embedded as exp/full/NAME/words.pt, so
+#      that `asr transcribe words.pt AUDIO` decodes with them; its cross-validated %WER in
+#      exp/full/NAME/cv_wer
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")"
 . ./path.sh
@@ -55,6 +71,16 @@ synth_model=      # the synth recipe's phone model (final.pt): stage 5 runs with
 synth_data=       # a synth recipe data dir with phone transcripts: stage 5 trains on it too
 synth_utts=0      # synthetic utterances joining each training set (spread over the voices); 0: all
 starter=auto      # stage 7: blstm, blstm_synthfeat, blstm_synthinit, blstm_multi, or auto
+word_model=       # recipes/synth_books' character model (exp/char/final.pt): stages 8-11 run
+lexicon=../synth_books/data/local/dict_char/lexicon.txt   # the words it may read, spelled
+word_lm=../synth_books/data/local/lm/3gram.bin            # KenLM word n-gram of ../shared/text
+word_conf=conf/train_char.yaml    # asr train config of the fine-tuned character model
+lm_weights=0.5,1.0,1.5,2.0        # word LM weights tried on each fold's dev
+word_scores=-1,0,1,2              # word scores tried on each fold's dev
+word_beam_size=50                 # beam of the lexicon + LM search
+word_beam_threshold=25            # score threshold of the lexicon + LM search
+fsdd_dir=         # FSDD (the folder holding recordings/): its speakers join word training too
+fsdd_utts=300     # FSDD training recordings joining (spread evenly over speakers and digits)
 data=data         # data directories
 exp=exp           # experiments
 . ../utils/parse_options.sh
@@ -258,4 +284,144 @@ if run_stage 7 && [ "$folds" -gt 0 ]; then
       "cross-validated over $folds folds (pooled, beam $beam_size + bigram):"
     head -1 "$per"; } > "$e/cv_per"
   echo "starter model: $e/final.pt; cross-validated: $(head -1 "$per")"
+fi
+
+# the word-level model: lexicon + LM search options, and the models of stages 9-10
+word_search=(--lexicon "$lexicon" --word-lm "$word_lm" --beam-size "$word_beam_size"
+  --beam-threshold "$word_beam_threshold")
+word_models=(char_books char_books_ft)
+[ -n "$fsdd_dir" ] && word_models+=(char_books_ft_fsdd)
+if [ -n "$word_model" ] && [ "$folds" -gt 0 ] && { run_stage 8 || run_stage 9 || run_stage 11; }; then
+  for f in "$word_model" "$lexicon" "$word_lm"; do
+    [ -s "$f" ] || { echo "run.sh: $f: missing (recipes/synth_books stages 0-4 make it)" >&2; exit 1; }
+  done
+fi
+
+if run_stage 8 && [ -n "$word_model" ] && [ "$folds" -gt 0 ]; then
+  echo "== stage 8: word transcripts (.WRD) on the synth features${fsdd_dir:+, FSDD joining}"
+  if [ -n "$fsdd_dir" ]; then
+    # FSDD is 8 kHz: the features resample it to the synth features' 16 kHz (no content
+    # above 4 kHz, a telephone-band speaker among full-band ones)
+    asr prepare fsdd "$fsdd_dir" "$data/fsdd_all" >/dev/null
+    total=$(wc -l < "$data/fsdd_all/train/utt2spk")
+    n=$fsdd_utts
+    { [ "$n" -gt 0 ] && [ "$n" -le "$total" ]; } || n=$total
+    mkdir -p "$data/local"
+    sort "$data/fsdd_all/train/utt2spk" | awk -v n="$n" -v t="$total" \
+      'int((NR - 1) * n / t) != int(NR * n / t) { print $1 }' > "$data/local/fsdd_utts"
+    rm -rf "$data/fsdd"
+    asr data subset "$data/fsdd_all/train" --utt-list "$data/local/fsdd_utts" "$data/fsdd" \
+      >/dev/null
+  fi
+  for d in "${parts[@]/#/$data/}" "$data/full"; do
+    sets=(train dev test)
+    [ "$d" = "$data/full" ] && sets=(train dev)
+    for s in "${sets[@]}"; do
+      [ -s "$d/${s}_synthfeat/feats.scp" ] || synth_feature_copy "$d/$s"
+      rm -rf "$d/${s}_words"
+      asr data copy "$d/${s}_synthfeat" "$d/${s}_words" --text "$d/$s/words" >/dev/null
+    done
+    if [ -n "$fsdd_dir" ]; then
+      rm -rf "$d/train_words_fsdd"
+      asr data combine "$d/train_words_fsdd" "$d/train_words" "$data/fsdd" >/dev/null
+      asr features "$d/train_words_fsdd" --config "$synth_features" --no-progress
+    fi
+  done
+fi
+
+# decode DATA/dev_words with the LM grid and DATA/test_words greedy and tuned on dev: PART NAME
+# MODEL (the model's outputs go to $exp/PART/NAME/decode_*)
+decode_words() {
+  local d=$data/$1 e=$exp/$1/$2 model=$3
+  mkdir -p "$e"
+  asr decode "$model" "$d/dev_words" "$e/decode_dev_lex" "${word_search[@]}" \
+    --lm-weight="$lm_weights" --word-score="$word_scores" --device "$device" --no-progress \
+    "${thread_opts[@]}" 2>>"$e/decode.log"
+  asr decode "$model" "$d/test_words" "$e/decode_greedy" --device "$device" --no-progress \
+    "${thread_opts[@]}" 2>>"$e/decode.log"
+  asr decode "$model" "$d/test_words" "$e/decode_lex" "${word_search[@]}" \
+    --tuned-on "$e/decode_dev_lex" --device "$device" --no-progress "${thread_opts[@]}" \
+    2>>"$e/decode.log"
+  for x in greedy lex; do
+    asr score "$d/test_words/text" "$e/decode_$x/text" --reports "$e/decode_$x/scoring" \
+      > "$e/decode_$x/wer" 2>>"$e/decode.log"
+    echo "$1 $2 $x $(head -1 "$e/decode_$x/wer")"
+  done
+}
+
+if run_stage 9 && [ -n "$word_model" ] && [ "$folds" -gt 0 ]; then
+  echo "== stage 9: words: the book model as it is, and fine-tuned on each fold ($word_conf)"
+  for p in "${parts[@]}"; do
+    decode_words "$p" char_books "$word_model"
+    for m in "${word_models[@]:1}"; do
+      train_set=train_words
+      [ "$m" = char_books_ft_fsdd ] && train_set=train_words_fsdd
+      e=$exp/$p/$m
+      mkdir -p "$e"
+      asr train --config "$word_conf" --train-dir "$data/$p/$train_set" \
+        --dev-dir "$data/$p/dev_words" --exp-dir "$e" --init-from "$word_model" \
+        --device "$device" --no-progress "${thread_opts[@]}" 2>>"$e.log"
+      decode_words "$p" "$m" "$e/final.pt"
+    done
+  done
+fi
+
+if run_stage 10 && [ -n "$word_model" ] && [ "$folds" -gt 0 ]; then
+  echo "== stage 10: words pooled over the $folds folds (every sample speaker tested once)"
+  pooled=$exp/pooled_words
+  mkdir -p "$pooled"
+  for p in "${parts[@]}"; do cat "$data/$p/test_words/text"; done | sort > "$pooled/ref"
+  for m in "${word_models[@]}"; do
+    for x in greedy lex; do
+      missing=
+      for p in "${parts[@]}"; do
+        [ -f "$exp/$p/$m/decode_$x/text" ] || missing="$missing $p"
+      done
+      [ -z "$missing" ] || { echo "pooled $m $x: not decoded in$missing"; continue; }
+      out=$pooled/${m}_$x
+      mkdir -p "$out"
+      for p in "${parts[@]}"; do cat "$exp/$p/$m/decode_$x/text"; done | sort > "$out/text"
+      asr score "$pooled/ref" "$out/text" --bootstrap 1000 --reports "$out/scoring" \
+        > "$out/wer" 2>>"$pooled/score.log"
+      echo "pooled $m $x $(head -1 "$out/wer")"
+      grep -i "bootstrap" "$out/wer" | sed 's/^/  /'
+    done
+  done
+  # a word the lexicon lacks cannot be read by the lexicon search: counted, not hidden
+  cut -d' ' -f2- "$pooled/ref" | tr ' ' '\n' | grep -v '^$' > "$pooled/ref_words"
+  cut -d' ' -f1 "$lexicon" | sort -u > "$pooled/lexicon_words"
+  oov=$(grep -cvxFf "$pooled/lexicon_words" "$pooled/ref_words" || true)
+  echo "test words outside the lexicon: $oov of $(wc -l < "$pooled/ref_words")"
+fi
+
+if run_stage 11 && [ -n "$word_model" ] && [ "$folds" -gt 0 ]; then
+  # chosen by cross-validation: the fine-tuned row with the lowest pooled lexicon + LM %WER
+  name=$(for m in "${word_models[@]:1}"; do
+    f=$exp/pooled_words/${m}_lex/wer
+    if [ -s "$f" ]; then echo "$(awk 'NR == 1 { print $2 }' "$f") $m"; fi
+  done | sort -g | head -1 | cut -d' ' -f2)
+  [ -n "$name" ] || { echo "run.sh: stage 11 needs stage 10's pooled results" >&2; exit 1; }
+  echo "== stage 11: the word-level starter model, $name trained on every sample speaker"
+  full=$data/full
+  e=$exp/full/$name
+  wer=$exp/pooled_words/${name}_lex/wer
+  train_set=train_words
+  [ "$name" = char_books_ft_fsdd ] && train_set=train_words_fsdd
+  [ -s "$full/$train_set/feats.scp" ] || {
+    echo "run.sh: $full/$train_set missing: rerun stage 8" >&2; exit 1; }
+  mkdir -p "$e"
+  asr train --config "$word_conf" --train-dir "$full/$train_set" --dev-dir "$full/dev_words" \
+    --exp-dir "$e" --init-from "$word_model" --device "$device" --no-progress \
+    "${thread_opts[@]}" 2>>"$e.log"
+  asr decode "$e/final.pt" "$full/dev_words" "$e/decode_dev_lex" "${word_search[@]}" \
+    --lm-weight="$lm_weights" --word-score="$word_scores" --device "$device" --no-progress \
+    "${thread_opts[@]}" 2>>"$e/decode.log"
+  { echo "# the book model fine-tuned on every sample speaker ($full/$train_set); its" \
+      "configuration cross-validated over $folds folds (pooled, lexicon + word LM):"
+    head -1 "$wer"; } > "$e/cv_wer"
+  asr package "$e" "$e/words.pt" --lexicon "$lexicon" --lm "$word_lm" --embed \
+    --tuned-on "$e/decode_dev_lex" --beam-size "$word_beam_size" \
+    --result "timit-sample-${folds}fold-cv=$wer" --language en
+  echo "starter model: $e/words.pt (asr transcribe $e/words.pt AUDIO); cross-validated:" \
+    "$(head -1 "$wer")"
 fi
