@@ -341,6 +341,13 @@ def test_word_stages_fine_tune_a_char_model_per_fold_and_package_the_starter(
                 rf"^pooled {model} {decoder} .*\n  %WER \S+, 95% CI \[(\S+), (\S+)\]", out, re.M
             )
             assert ci and float(ci.group(1)) <= float(pooled.group(1)) <= float(ci.group(2))
+        cer = re.search(rf"^pooled {model} lex .*\n.*\n  %CER (\S+) \[ \d+ / (\d+),", out, re.M)
+        chars = sum(len(" ".join(s)) for s in sentences)
+        assert cer and int(cer.group(2)) == chars, out[-2000:]
+    ppl = re.search(
+        r"^word LM on the test sentences: perplexity (\S+) \((\d+) sentences", out, re.M
+    )
+    assert ppl and float(ppl.group(1)) > 1 and int(ppl.group(2)) == len(sentences)
     outside = sum(1 for s in sentences for w in s if "v" in w)
     assert outside > 0 and f"test words outside the lexicon: {outside} of {words}" in out
 
@@ -428,3 +435,31 @@ def test_word_stages_fine_tune_a_char_model_per_fold_and_package_the_starter(
     assert len(lines) == 4
     said = [w for line in lines for w in line.split("\t")[1].split()]
     assert said and set(said) <= set(known)
+
+
+def test_word_stages_refuse_missing_inputs_in_one_line(tmp_path: Path) -> None:
+    """A word model, lexicon or LM that is not there, or stage 11 before stage 10: one line
+    naming the file, and nothing written."""
+    command = ["bash", str(RECIPE / "run.sh"), "--sample", "--folds", "8"]
+    command += ["--data", str(tmp_path / "data"), "--exp", str(tmp_path / "exp")]
+    model = tmp_path / "model.pt"
+    done = subprocess.run(
+        [*command, "--stage", "8", "--word-model", str(model)], capture_output=True, text=True
+    )
+    assert done.returncode == 1
+    assert (
+        done.stderr.strip() == f"run.sh: {model}: missing (recipes/synth_books stages 0-4 make it)"
+    )
+    model.write_bytes(b"not checked here")
+    lexicon = tmp_path / "lexicon.txt"
+    lexicon.write_text("a a\n")
+    lm = tmp_path / "lm.bin"
+    files = ["--word-model", str(model), "--lexicon", str(lexicon), "--word-lm", str(lm)]
+    done = subprocess.run([*command, "--stage", "9", *files], capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stderr.strip() == f"run.sh: {lm}: missing (recipes/synth_books stages 0-4 make it)"
+    lm.write_bytes(b"x")
+    done = subprocess.run([*command, "--stage", "11", *files], capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stderr.strip() == "run.sh: stage 11 needs stage 10's pooled results"
+    assert not (tmp_path / "data").exists() and not (tmp_path / "exp").exists()

@@ -44,7 +44,8 @@
 #      FSDD speakers too) with conf/train_char.yaml and --init-from; LM weight and word score
 #      tuned on the fold's dev, then test decoded greedy and with the lexicon + word LM
 #   10 each fold's %WER and the pooled %WER over every fold's test speakers, with a bootstrap
-#      interval, greedy and lexicon + LM; test words outside the lexicon counted
+#      interval (and %CER), greedy and lexicon + LM; the word LM's perplexity on the test
+#      sentences, and the test words outside the lexicon counted
 #   11 the word-level starter model: the fine-tuned row with the lower pooled lexicon + LM
 #      %WER, trained again on every sample speaker (data/full), its LM weight tuned on
 #      data/full/dev, packaged with the lexicon and LM embedded as exp/full/NAME/words.pt, so
@@ -385,8 +386,11 @@ if run_stage 10 && [ -n "$word_model" ] && [ "$folds" -gt 0 ]; then
         > "$out/wer" 2>>"$pooled/score.log"
       echo "pooled $m $x $(head -1 "$out/wer")"
       grep -i "bootstrap" "$out/wer" | sed 's/^/  /'
+      # characters too: how far the spelling is off, before the lexicon and LM choose words
+      echo "  $(asr score "$pooled/ref" "$out/text" --metric CER 2>>"$pooled/score.log" | head -1)"
     done
   done
+  echo "word LM on the test sentences: $(asr lm perplexity "$word_lm" "$pooled/ref" --skip-ids)"
   # a word the lexicon lacks cannot be read by the lexicon search: counted, not hidden
   cut -d' ' -f2- "$pooled/ref" | tr ' ' '\n' | grep -v '^$' > "$pooled/ref_words"
   cut -d' ' -f1 "$lexicon" | sort -u > "$pooled/lexicon_words"
