@@ -965,7 +965,13 @@ def train(
         trainer.on_main(lambda: trainer.write_config([config_note, repeat]))
         trainer.on_main(trainer.open_tensorboard)
         trainer.fit(epoch_callback)
-        return trainer.finish(time.monotonic() - begin)
+        summary = trainer.finish(time.monotonic() - begin)
+        # every process leaves together, and only after a run that ended well (a collective on
+        # the error path could wait forever): a rank that tore gloo down while rank 0 was still
+        # writing the final model once aborted ("terminate called without an active
+        # exception", SIGABRT), and torchrun failed a complete run
+        distributed.barrier()
+        return summary
     finally:
         if trainer is not None:
             trainer.close()  # flushes the TensorBoard events of an interrupted run too
