@@ -213,10 +213,6 @@ def test_synthetic_data_options_are_checked_before_any_work(tmp_path: Path) -> N
     assert not (tmp_path / "data").exists() and not (tmp_path / "e").exists()
 
 
-def _lexicon_words(path: Path) -> set[str]:
-    return {line.split()[0] for line in path.read_text(encoding="utf-8").splitlines() if line}
-
-
 @pytest.mark.integration
 @pytest.mark.slow
 def test_word_stages_fine_tune_a_char_model_per_fold_and_package_the_starter(
