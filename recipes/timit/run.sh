@@ -198,6 +198,30 @@ if run_stage 5 && [ -n "$synth_model$synth_data" ]; then
   done
 fi
 
+# gather_pooled OUT MODEL DECODER: every fold's decode_DECODER/text of MODEL, sorted, into
+# OUT/text; a model that this run did not decode in every fold (e.g. --stage 5) is said, not
+# pooled (status 1)
+gather_pooled() {
+  local out=$1 m=$2 x=$3 missing= p
+  for p in "${parts[@]}"; do
+    [ -f "$exp/$p/$m/decode_$x/text" ] || missing="$missing $p"
+  done
+  [ -z "$missing" ] || { echo "pooled $m $x: not decoded in$missing"; return 1; }
+  mkdir -p "$out"
+  for p in "${parts[@]}"; do cat "$exp/$p/$m/decode_$x/text"; done | sort > "$out/text"
+}
+
+# lowest_pooled DIR SUFFIX MODEL...: the MODEL whose pooled result DIR/MODEL_SUFFIX has the
+# lowest rate on its first line (nothing when none has one): a choice by cross-validation
+lowest_pooled() {
+  local dir=$1 suffix=$2 m f
+  shift 2
+  for m in "$@"; do
+    f=$dir/${m}_$suffix
+    if [ -s "$f" ]; then echo "$(awk 'NR == 1 { print $2 }' "$f") $m"; fi
+  done | sort -g | head -1 | cut -d' ' -f2
+}
+
 if run_stage 6 && [ "$folds" -gt 0 ]; then
   echo "== stage 6: pooled over the $folds folds (every sample speaker tested once)"
   pooled=$exp/pooled
@@ -206,15 +230,8 @@ if run_stage 6 && [ "$folds" -gt 0 ]; then
   for p in "${parts[@]}"; do cat "$data/$p/test_seen_prompt"; done | sort > "$pooled/seen_prompt"
   for m in "${models[@]}"; do
     for x in greedy "beam$beam_size" "beam${beam_size}_bigram"; do
-      missing=
-      for p in "${parts[@]}"; do
-        [ -f "$exp/$p/$m/decode_$x/text" ] || missing="$missing $p"
-      done
-      # a model that stage 2 or 5 did not train in this run (e.g. --stage 5): said, not pooled
-      [ -z "$missing" ] || { echo "pooled $m $x: not decoded in$missing"; continue; }
       out=$pooled/${m}_$x
-      mkdir -p "$out"
-      for p in "${parts[@]}"; do cat "$exp/$p/$m/decode_$x/text"; done | sort > "$out/text"
+      gather_pooled "$out" "$m" "$x" || continue
       # the utterances, not the folds, are resampled: a 95% interval of the pooled rate
       asr score "$pooled/ref" "$out/text" --metric PER --phone-map timit48-39 \
         --bootstrap 1000 --reports "$out/scoring" > "$out/per" 2>>"$pooled/score.log"
@@ -241,11 +258,8 @@ fi
 if run_stage 7 && [ "$folds" -gt 0 ]; then
   name=$starter
   if [ "$name" = auto ]; then
-    # chosen by cross-validation: the lowest pooled %PER with the bigram among stage 6's rows
-    name=$(for m in "${models[@]}"; do
-      f=$exp/pooled/${m}_beam${beam_size}_bigram/per
-      if [ -s "$f" ]; then echo "$(awk 'NR == 1 { print $2 }' "$f") $m"; fi
-    done | sort -g | head -1 | cut -d' ' -f2)
+    # the lowest pooled %PER with the bigram among stage 6's rows
+    name=$(lowest_pooled "$exp/pooled" "beam${beam_size}_bigram/per" "${models[@]}")
     [ -n "$name" ] || { echo "run.sh: stage 7 needs stage 6's pooled results" >&2; exit 1; }
   fi
   case $name in
@@ -292,6 +306,10 @@ word_search=(--lexicon "$lexicon" --word-lm "$word_lm" --beam-size "$word_beam_s
   --beam-threshold "$word_beam_threshold")
 word_models=(char_books char_books_ft)
 [ -n "$fsdd_dir" ] && word_models+=(char_books_ft_fsdd)
+# the training set (under a fold's or full's data dir) of a fine-tuned word row
+word_train_set() {
+  if [ "$1" = char_books_ft_fsdd ]; then echo train_words_fsdd; else echo train_words; fi
+}
 if [ -n "$word_model" ] && [ "$folds" -gt 0 ] && { run_stage 8 || run_stage 9 || run_stage 11; }; then
   for f in "$word_model" "$lexicon" "$word_lm"; do
     [ -s "$f" ] || { echo "run.sh: $f: missing (recipes/synth_books stages 0-4 make it)" >&2; exit 1; }
@@ -355,8 +373,7 @@ if run_stage 9 && [ -n "$word_model" ] && [ "$folds" -gt 0 ]; then
   for p in "${parts[@]}"; do
     decode_words "$p" char_books "$word_model"
     for m in "${word_models[@]:1}"; do
-      train_set=train_words
-      [ "$m" = char_books_ft_fsdd ] && train_set=train_words_fsdd
+      train_set=$(word_train_set "$m")
       e=$exp/$p/$m
       mkdir -p "$e"
       asr train --config "$word_conf" --train-dir "$data/$p/$train_set" \
@@ -374,14 +391,8 @@ if run_stage 10 && [ -n "$word_model" ] && [ "$folds" -gt 0 ]; then
   for p in "${parts[@]}"; do cat "$data/$p/test_words/text"; done | sort > "$pooled/ref"
   for m in "${word_models[@]}"; do
     for x in greedy lex; do
-      missing=
-      for p in "${parts[@]}"; do
-        [ -f "$exp/$p/$m/decode_$x/text" ] || missing="$missing $p"
-      done
-      [ -z "$missing" ] || { echo "pooled $m $x: not decoded in$missing"; continue; }
       out=$pooled/${m}_$x
-      mkdir -p "$out"
-      for p in "${parts[@]}"; do cat "$exp/$p/$m/decode_$x/text"; done | sort > "$out/text"
+      gather_pooled "$out" "$m" "$x" || continue
       asr score "$pooled/ref" "$out/text" --bootstrap 1000 --reports "$out/scoring" \
         > "$out/wer" 2>>"$pooled/score.log"
       echo "pooled $m $x $(head -1 "$out/wer")"
@@ -399,18 +410,14 @@ if run_stage 10 && [ -n "$word_model" ] && [ "$folds" -gt 0 ]; then
 fi
 
 if run_stage 11 && [ -n "$word_model" ] && [ "$folds" -gt 0 ]; then
-  # chosen by cross-validation: the fine-tuned row with the lowest pooled lexicon + LM %WER
-  name=$(for m in "${word_models[@]:1}"; do
-    f=$exp/pooled_words/${m}_lex/wer
-    if [ -s "$f" ]; then echo "$(awk 'NR == 1 { print $2 }' "$f") $m"; fi
-  done | sort -g | head -1 | cut -d' ' -f2)
+  # the fine-tuned row with the lowest pooled lexicon + LM %WER
+  name=$(lowest_pooled "$exp/pooled_words" lex/wer "${word_models[@]:1}")
   [ -n "$name" ] || { echo "run.sh: stage 11 needs stage 10's pooled results" >&2; exit 1; }
   echo "== stage 11: the word-level starter model, $name trained on every sample speaker"
   full=$data/full
   e=$exp/full/$name
   wer=$exp/pooled_words/${name}_lex/wer
-  train_set=train_words
-  [ "$name" = char_books_ft_fsdd ] && train_set=train_words_fsdd
+  train_set=$(word_train_set "$name")
   [ -s "$full/$train_set/feats.scp" ] || {
     echo "run.sh: $full/$train_set missing: rerun stage 8" >&2; exit 1; }
   mkdir -p "$e"
