@@ -3,19 +3,22 @@ adds per job over the local one.
 
 1. ``asr features DATA --nj 1`` and ``--nj 2`` on a data dir (default: the synth recipe's
    training set, ``make demo``) listed ``--copies`` times (10: 10 hours from the 1-hour demo,
-   so that the work outweighs the jobs' start-up of about 1.5 s), one after the other; the
-   ratio of their wall times, and a check that the outputs are equal.
+   so that the work outweighs the jobs' start-up of about 1.5 s), one after the other, in
+   ``--rounds`` alternating pairs (a VM's speed drifts between minutes: a pair run back to back
+   shares the drift); each pair's ratio of wall times, their median, and a check that the
+   outputs are equal.
 2. With Slurm installed and root (as tests/test_slurm.py needs), a throwaway single-node cluster
    is started and ``--jobs`` trivial jobs (``python -c pass``) and the same ``--nj 2`` features
    run through ``slurm`` and ``local``: the extra seconds per job.
 
-    .venv/bin/python bench/bench_jobs.py [--data recipes/synth/data/train] [--jobs 4]
+    .venv/bin/python bench/bench_jobs.py [--data recipes/synth/data/train] [--jobs 4] [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -86,21 +89,31 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT / "recipes/synth/data/train")
     parser.add_argument("--jobs", type=int, default=4)
     parser.add_argument("--copies", type=int, default=10, help="the data dir listed K times")
+    parser.add_argument("--rounds", type=int, default=3, help="pairs of --nj 1 and --nj 2 runs")
     args = parser.parse_args()
     if not (args.data / "wav.scp").is_file():
         print(f"skipped: {args.data}/wav.scp missing (run make demo first)")
         return
     with tempfile.TemporaryDirectory(prefix="bench-jobs-") as tmp:
         tmp = Path(tmp)
-        one = copy_tables(args.data, tmp / "one", args.copies)
-        two = copy_tables(args.data, tmp / "two", args.copies)
-        utts = sum(1 for _ in (one / "wav.scp").open())
-        t1 = features(one, 1, "local")
-        t2 = features(two, 2, "local")
-        assert_same_features(one, two)
+        ratios = []
+        for r in range(1, args.rounds + 1):
+            one = copy_tables(args.data, tmp / f"one{r}", args.copies)
+            two = copy_tables(args.data, tmp / f"two{r}", args.copies)
+            utts = sum(1 for _ in (one / "wav.scp").open())
+            t1 = features(one, 1, "local")
+            t2 = features(two, 2, "local")
+            assert_same_features(one, two)
+            ratios.append(t1 / t2)
+            print(
+                f"round {r}: asr features on {args.data} x {args.copies} ({utts} utterances): "
+                f"--nj 1 {t1:.1f} s, --nj 2 {t2:.1f} s: {t1 / t2:.2f}x (outputs equal)",
+                flush=True,
+            )
         print(
-            f"asr features on {args.data} x {args.copies} ({utts} utterances): --nj 1 "
-            f"{t1:.1f} s, --nj 2 {t2:.1f} s: {t1 / t2:.2f}x (outputs equal)"
+            f"--nj 2 against --nj 1: median {statistics.median(ratios):.2f}x over {args.rounds} "
+            f"rounds (min {min(ratios):.2f}x, max {max(ratios):.2f}x)",
+            flush=True,
         )
         reason = missing()
         if reason:

@@ -29,7 +29,8 @@ from asr.features.config import (
     load_feature_config,
     normalize_features,
 )
-from asr.features.kaldi import fbank, mel_scale, mfcc, num_frames
+from asr.features.extract import compute_datadir_features, utterance_seed
+from asr.features.kaldi import all_finite, fbank, mel_scale, mfcc, num_frames
 
 
 def noise(num_samples: int, seed: int = 0, scale: float = 1000.0) -> torch.Tensor:
@@ -111,6 +112,60 @@ def test_dither_uses_torch_rng():
     plain = fbank(samples, 8000, dither=0.0)
     torch.testing.assert_close(first, again)
     assert (first - plain).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_all_finite_agrees_with_isfinite(dtype):
+    generator = torch.Generator().manual_seed(0)
+    specials = [math.nan, math.inf, -math.inf]
+    for case in range(300):
+        size = int(torch.randint(1, 2000, (1,), generator=generator))
+        x = (torch.randn(size, generator=generator) * 1e4).to(dtype)
+        # a third of the cases finite; the others get 1-3 specials at random places, the
+        # first and last element included
+        for _ in range(case % 3 * int(torch.randint(1, 4, (1,), generator=generator))):
+            where = int(torch.randint(0, size, (1,), generator=generator))
+            where = (0, size - 1, where)[case % 3] if case % 7 else where
+            x[where] = specials[int(torch.randint(0, 3, (1,), generator=generator))]
+        assert all_finite(x) == bool(torch.isfinite(x).all()), (case, x)
+    assert all_finite(torch.empty(0, dtype=dtype))
+    assert all_finite(torch.tensor([[1.0, 2.0], [3.0, math.inf]], dtype=dtype)) is False
+    assert all_finite(torch.tensor([3, -7, 2**40]))  # integers are always finite
+    assert not all_finite(torch.tensor([1 + 1j, complex(math.nan, 0)]))
+    assert all_finite(torch.tensor([1 + 1j, 2 - 3j]))
+
+
+def test_dither_in_a_data_dir_is_seeded_by_utterance_id_on_the_cpu_only(tmp_path, monkeypatch):
+    """Each utterance's dither comes from its id (so --nj splits give the same features), from
+    the CPU generator alone: the GPU generators are neither seeded nor queued for seeding."""
+    data = tmp_path / "data"
+    data.mkdir()
+    lines = []
+    for i in range(3):
+        path = tmp_path / f"u{i}.wav"
+        sf.write(path, (noise(4000 + 800 * i, seed=i, scale=0.01)).numpy(), 8000, "PCM_16")
+        lines.append((f"spk-u{i}", str(path)))
+    (data / "wav.scp").write_text("".join(f"{u} {p}\n" for u, p in lines))
+    (data / "utt2spk").write_text("".join(f"{u} spk\n" for u, _ in lines))
+    config = FeatureConfig(sample_rate=8000, options={"num_mel_bins": 15})  # dither 1.0
+    torch.manual_seed(5)
+    seeded = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda seed: seeded.append(seed))
+    before = torch.random.get_rng_state()
+    compute_datadir_features(data, config, progress=False)
+    assert torch.equal(torch.random.get_rng_state(), before)  # the caller's RNG untouched
+    assert seeded == []
+    feats = dict(kaldiio.load_scp_sequential(str(data / "feats.scp")))
+    for utt, path in lines:
+        wave, _ = sf.read(path, dtype="float32")
+        generator_state = torch.random.get_rng_state()
+        torch.default_generator.manual_seed(utterance_seed(utt))
+        expected = extract_features(wave, 8000, config)
+        torch.random.set_rng_state(generator_state)
+        np.testing.assert_array_equal(feats[utt], expected.numpy())
+        undithered = extract_features(wave, 8000, FeatureConfig(sample_rate=8000, options={
+            "num_mel_bins": 15, "dither": 0.0}))  # fmt: skip
+        assert np.abs(feats[utt] - undithered.numpy()).max() > 1e-3
 
 
 def test_thread_count_is_restored_and_results_do_not_depend_on_it():

@@ -21,6 +21,7 @@ from asr.features.kaldi import (
     FBANK_DEFAULTS,
     KINDS,
     MFCC_DEFAULTS,
+    all_finite,
     fbank,
     frame_sizes,
     mel_matrix,
@@ -168,10 +169,10 @@ def extract_features(
             f"extract_features: expected a mono (T,) waveform, got {tuple(samples.shape)}"
         )
     samples = samples.to(torch.float32)
-    if not bool(torch.isfinite(samples).all()):
+    if not all_finite(samples):
         raise AudioError("audio contains NaN or infinite samples")
     scaled = samples * 32768.0  # Kaldi's int16 sample scale
-    if not bool(torch.isfinite(scaled).all()):
+    if not all_finite(scaled):
         raise AudioError(
             f"features are not finite: the samples are too large (peak "
             f"{float(samples.abs().max()):.3g}; float audio is expected in [-1, 1])"

@@ -357,9 +357,12 @@ def _utterance_features(
     where = f"{data.where('wav.scp', reco)}: utterance '{utt_id}' ({entry.strip()})"
     try:
         # Dither noise from a seed of the utterance's id alone: features are a function of the
-        # audio and the id, whatever the order or the split into jobs (--nj) that computed them
+        # audio and the id, whatever the order or the split into jobs (--nj) that computed them.
+        # Only the CPU generator: torch.manual_seed would also queue a seeding of every GPU
+        # backend, recording a stack trace each time (14% of extraction time), and reseed the
+        # GPUs of a process that uses them, outside fork_rng's restore.
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(utterance_seed(utt_id))
+            torch.default_generator.manual_seed(utterance_seed(utt_id))
             feats = extract_features(wave, rate, config)
     except AsrError as exc:
         raise type(exc)(f"{where}: {exc}") from None
@@ -397,7 +400,7 @@ def _atomic(path: Path, mode: str = "w") -> Iterator[Any]:
 
 def _referenced_arks(data_dir: Path) -> set[Path]:
     """The ark files that feats.scp and cmvn.scp of ``data_dir`` point into."""
-    arks: set[Path] = set()
+    names: set[str] = set()
     for name in ("feats.scp", "cmvn.scp"):
         path = data_dir / name
         if not path.exists():
@@ -405,8 +408,9 @@ def _referenced_arks(data_dir: Path) -> set[Path]:
         for line in read_text_lines(path):  # an unreadable scp is an error, not "no arks"
             parts = line.split(maxsplit=1)
             if len(parts) == 2:
-                arks.add(Path(parts[1].strip().rpartition(":")[0]).resolve())
-    return arks
+                names.add(parts[1].strip().rpartition(":")[0])
+    # resolved once per ark, not per line: an scp of 10,000 lines names a handful of arks
+    return {Path(name).resolve() for name in names}
 
 
 def _remove_unreferenced_arks(

@@ -399,7 +399,7 @@ def _compute(
 ) -> torch.Tensor:
     """Frame ``waveform`` and run ``finish(mel, log_energy) -> (..., dim)`` block by block."""
     batch, single = _as_batch(waveform)
-    if not bool(torch.isfinite(batch).all()):
+    if not all_finite(batch):
         raise AudioError("waveform contains NaN or infinite samples")
     dtype = torch.float64 if batch.dtype == torch.float64 else torch.float32
     batch_size, num_samples = batch.shape
@@ -415,7 +415,7 @@ def _compute(
         out.copy_(finish(*_mel_block(frames, plan, buffer)))
     elif num > 0:
         _run_cpu_blocks(frames, plan, finish, out)
-    if not bool(torch.isfinite(out).all()):
+    if not all_finite(out):
         # Samples far outside the int16 range (float audio of 1e29) overflow the float32 power
         # spectrum; NaN/inf features would silently poison CMVN stats and training.
         peak = float(batch.abs().max())
@@ -491,6 +491,21 @@ def _run_cpu_blocks(frames: torch.Tensor, plan: _Plan, finish: Any, out: torch.T
             parts = [tasks[i : i + step] for i in range(0, len(tasks), step)]
             with ThreadPoolExecutor(max_workers=len(parts)) as pool:
                 list(pool.map(work, parts))
+
+
+def all_finite(x: torch.Tensor) -> bool:
+    """Whether every element of ``x`` is finite (True for an empty or integer tensor).
+
+    One min/max pass, NaN propagating through both: on CPU about 10x cheaper than
+    ``isfinite(x).all()``, which took a tenth of feature extraction at four calls per utterance
+    (docs/benchmarks.md, "Jobs").
+    """
+    if x.numel() == 0 or not (x.is_floating_point() or x.is_complex()):
+        return True
+    if x.is_complex():
+        x = torch.view_as_real(x)
+    lo, hi = torch.aminmax(x)
+    return math.isfinite(float(lo)) and math.isfinite(float(hi))
 
 
 def _as_batch(waveform: torch.Tensor) -> tuple[torch.Tensor, bool]:
