@@ -152,8 +152,10 @@ def test_dither_in_a_data_dir_is_seeded_by_utterance_id_on_the_cpu_only(tmp_path
     seeded = []
     monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda seed: seeded.append(seed))
     before = torch.random.get_rng_state()
+    threads = torch.get_num_threads()
     compute_datadir_features(data, config, progress=False)
     assert torch.equal(torch.random.get_rng_state(), before)  # the caller's RNG untouched
+    assert torch.get_num_threads() == threads  # one intra-op thread inside, restored after
     assert seeded == []
     feats = dict(kaldiio.load_scp_sequential(str(data / "feats.scp")))
     for utt, path in lines:

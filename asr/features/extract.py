@@ -44,6 +44,7 @@ from asr.data.datadir import DataDir
 from asr.errors import AsrError, AudioError, DataDirError
 from asr.features.cmvn import compute_cmvn_stats
 from asr.features.config import FeatureConfig, extract_features
+from asr.features.kaldi import one_intra_op_thread
 from asr.fileio import atomic_write, fault_point, read_text_lines
 
 log = logging.getLogger(__name__)
@@ -315,7 +316,10 @@ def _extract_all(
     failed: list[str] = []
     speaker_stats: dict[str, torch.Tensor] = {}
     total_frames = 0
-    with _atomic(ark_path, "wb") as ark, logging_redirect_tqdm():
+    # One intra-op thread for the small per-utterance ops: with two, torch's second thread spun
+    # between them, doubling the CPU time of `asr features` for no gain in speed (--nj is the
+    # way to use more cores; a long recording's fbank blocks still use the caller's threads).
+    with _atomic(ark_path, "wb") as ark, logging_redirect_tqdm(), one_intra_op_thread():
         for utt_id in tqdm(
             data.utt_ids, desc=f"{config.kind} {data.path}", unit="utt", disable=not progress
         ):

@@ -432,7 +432,7 @@ _threads_saved = 1
 
 
 @contextlib.contextmanager
-def _one_intra_op_thread() -> Iterator[int]:
+def one_intra_op_thread() -> Iterator[int]:
     """Run torch single-threaded inside; yield the thread count the caller had set.
 
     torch's thread count is process-wide, so concurrent calls share one save/restore: the first
@@ -481,7 +481,7 @@ def _run_cpu_blocks(frames: torch.Tensor, plan: _Plan, finish: Any, out: torch.T
             out[b, start : start + n] = finish(*_mel_block(chunk, plan, buffer[:n], generator))
 
     tasks = list(zip(jobs, seeds, strict=True))
-    with _one_intra_op_thread() as threads:
+    with one_intra_op_thread() as threads:
         # Below ~4 blocks per worker the pool costs more than it gives.
         workers = max(1, min(threads, len(tasks) // 4))
         if workers == 1:
