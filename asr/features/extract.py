@@ -363,7 +363,7 @@ def _utterance_features(
         # Dither noise from a seed of the utterance's id alone: features are a function of the
         # audio and the id, whatever the order or the split into jobs (--nj) that computed them.
         # Only the CPU generator: torch.manual_seed would also queue a seeding of every GPU
-        # backend, recording a stack trace each time (14% of extraction time), and reseed the
+        # backend, recording a stack trace each time (14% of a profiled run), and reseed the
         # GPUs of a process that uses them, outside fork_rng's restore.
         with torch.random.fork_rng(devices=[]):
             torch.default_generator.manual_seed(utterance_seed(utt_id))
