@@ -50,12 +50,13 @@ tools/kenlm/bin/lmplz: tools/install_kenlm.sh | apt $(VENV)/.installed
 demo: setup
 	cd recipes/synth && ./run.sh
 
-# Kaldi's yes/no: the corpus from ../shared, or downloaded from openslr.
+# Kaldi's yes/no: the corpus from ../shared, or downloaded from openslr. Its three models
+# train two at a time, one thread each (the result does not depend on --jobs).
 demo-yesno: setup
 	@if [ -d "$(SHARED)/corpora/yesno/waves_yesno" ]; then \
-	  cd recipes/yesno && ./run.sh --corpus-dir $(SHARED)/corpora/yesno/waves_yesno; \
+	  cd recipes/yesno && ./run.sh --jobs 2 --corpus-dir $(SHARED)/corpora/yesno/waves_yesno; \
 	else \
-	  cd recipes/yesno && ./run.sh; \
+	  cd recipes/yesno && ./run.sh --jobs 2; \
 	fi
 
 test: setup

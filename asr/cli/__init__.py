@@ -38,6 +38,7 @@ COMMANDS: dict[str, str] = {
     "decode": "decode a data directory's features into a Kaldi text file of hypotheses",
     "transcribe": "transcribe audio files with a model package",
     "score": "score hypotheses against references (sclite's numbers, Kaldi's %%WER line)",
+    "rover": "combine several systems' hypotheses by word voting (NIST ROVER)",
     "plot": "plot a metric of several experiments against the epoch, in one PNG",
 }
 
