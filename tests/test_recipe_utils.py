@@ -463,7 +463,7 @@ def test_a_recipe_runs_asr_with_no_venv_on_path(tmp_path: Path) -> None:
     script = RECIPES / "yesno" / "run.sh"
     args = ["--corpus-dir", str(tmp_path / "missing"), "--stop-stage", "0"]
     done = _bash(script, *args, "--data", str(tmp_path / "data"))
-    assert done.stdout == "stage 0: data preparation\n"
+    assert done.stdout == "stage 0: data preparation (3 training set(s): seeds 0 100 200)\n"
     assert done.returncode == 1
     assert "command not found" not in done.stderr
     assert "yes/no corpus directory not found" in done.stderr
