@@ -34,7 +34,8 @@ stage=0           # first stage to run
 stop_stage=100    # last stage to run
 seed=0            # model initialisation, batch order, spliced utterances and crops
 # Three models voted (asr rover): for seeds 0-4 the 15 models alone made 0-3 errors in 240
-# words (7 at none), mostly each on its own, and the five votes none (RESULTS, 2026-12-07)
+# words in fp32 (7 at none) and 0-4 in bf16 (12 at none), mostly each on its own, and the
+# ten votes none (RESULTS, 2026-12-07)
 models=3          # models trained with seeds seed, seed+100, ...; 1: no combination
 jobs=1            # models trained at once (each on --threads threads)
 # Spliced word sequences by default: on whole recordings alone seeds 2-4 stayed on the CTC
