@@ -90,6 +90,17 @@ def test_synth_recipe_prints_per_wer_and_a_transcript(tmp_path: Path) -> None:
     train_words = set((tmp_path / "data" / "local" / "words.txt").read_text().split())
     test_oov = sum(w not in train_words for t in test.text.values() for w in t.split())
     assert int(coverage.group(1)) == test_oov
+    # Test-time VTLN (on by default): the same decoders on features warped per test voice, a
+    # factor of the grid for every voice, and every phone and word scored
+    for line in (rf"^phone greedy\+vtln %PER \S+ \[ \d+ / {phones},",
+                 rf"^word  lex3g\+vtln %WER \S+ \[ \d+ / {words},"):  # fmt: skip
+        assert re.search(line, out, re.MULTILINE), out[-2000:]
+    voices = sorted(set(test.utt2spk.values()))
+    for model in ("phone", "word"):
+        spk2warp = (tmp_path / "exp" / model / "decode_greedy_vtln" / "spk2warp").read_text()
+        factors = dict(line.split() for line in spk2warp.splitlines())
+        assert sorted(factors) == voices
+        assert all(0.8 <= float(f) <= 1.25 for f in factors.values())
     exp_word = tmp_path / "exp" / "word"
     tuning = (exp_word / "decode_dev_lex3g" / "tuning.tsv").read_text().splitlines()[1:]
     assert len(tuning) == 4  # 2 LM weights x 2 word scores

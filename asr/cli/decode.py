@@ -11,6 +11,7 @@ import torch
 
 from asr.cli.jobs import ASR, add_job_options, split_for_jobs
 from asr.decoding.datadir import decode_datadir, merge_decode_parts, read_best
+from asr.decoding.vtln import DEFAULT_WARPS, parse_warp_grid
 from asr.errors import ConfigError
 from asr.jobs.launcher import Launcher, run_jobs
 from asr.nn.package import load_package
@@ -126,6 +127,16 @@ def add_parser(subparsers: argparse._SubParsersAction, help: str | None = None) 
         default=0.0,
         help="added to the score per token of a hypothesis (default 0)",
     )
+    parser.add_argument(
+        "--vtln",
+        nargs="?",
+        const=DEFAULT_WARPS,
+        default=None,
+        metavar="MIN:MAX:STEP",
+        help="test-time VTLN (log-mel features): warp each speaker's features by the factor of "
+        f"the grid (default {DEFAULT_WARPS}) whose posteriors have the lowest mean entropy; "
+        "unsupervised, one network pass per factor; the factors go to OUT_DIR/spk2warp",
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument(
         "--threads", type=int, default=None, help="CPU threads for torch (default: all cores)"
@@ -171,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--lm-weight takes one value without --word-lm/--token-lm")
     if args.nbest < 1:
         raise ConfigError(f"--nbest {args.nbest}: must be at least 1")
+    vtln = parse_warp_grid(args.vtln) if args.vtln is not None else None
     if args.nj > 1:
         return run_in_jobs(args, lm_weights, word_scores, searching)
     summary = decode_datadir(
@@ -194,6 +206,7 @@ def run(args: argparse.Namespace) -> int:
         ref_text=args.ref_text,
         nbest=args.nbest,
         unk_word=args.unk_word,
+        vtln=vtln,
     )
     if summary.best is not None:
         log.info(
@@ -223,6 +236,7 @@ def _job_options(args: argparse.Namespace, lm_weights: list[float], word_scores:
         ("--token-lm", args.token_lm),
         ("--beam-size-token", args.beam_size_token),
         ("--threads", args.threads),
+        ("--vtln", args.vtln),
     ]
     options += [item for flag, value in pairs if value is not None for item in (flag, str(value))]
     options += ["--beam-threshold", repr(args.beam_threshold), "--nbest", str(args.nbest)]

@@ -30,6 +30,7 @@ from tqdm import tqdm
 from asr.decoding.greedy import BLANK, greedy_decode
 from asr.decoding.lexicon_beam import DecoderOptions, LexiconDecoder
 from asr.decoding.prefix_beam import beam_search_batch
+from asr.decoding.vtln import SpeakerWarps, choose_warps, warp_line
 from asr.errors import AsrError, ConfigError, DataDirError
 from asr.features.dataset import FeatureSet, make_batches
 from asr.fileio import atomic_write
@@ -124,6 +125,7 @@ def decode_datadir(
     unk_word: str = "<unk>",
     beam_size_token: int | None = None,
     ref_text: str | os.PathLike | None = None,
+    vtln: Sequence[float] | None = None,
 ) -> DecodeSummary:
     """Decode every utterance of ``data_dir`` into ``out_dir/text``.
 
@@ -147,6 +149,10 @@ def decode_datadir(
     pieces joined into words; a phone model needs ``ref_text``). With
     ``nbest`` above 1, ``nbest.txt`` beside each ``text`` holds lines
     ``UTT-RANK<TAB>SCORE<TAB>WORDS`` (rank from 1, score the search's natural-log total).
+
+    ``vtln`` (a grid of warp factors, :func:`asr.decoding.vtln.parse_warp_grid`): test-time
+    VTLN, each speaker's features warped by the factor of the grid whose posteriors have the
+    lowest mean entropy (:mod:`asr.decoding.vtln`); the factors go to ``out_dir/spk2warp``.
 
     An utterance whose features cannot be read is logged, skipped and counted; the text file is
     written atomically once all batches are done, so an interrupted run leaves no partial file.
@@ -214,8 +220,18 @@ def decode_datadir(
     features = FeatureSet(data_dir, global_stats=loaded.package.cmvn_stats)
     _check_features_match(loaded, features, model_path)
     frame_shift = float(features.config.options.get("frame_shift", 10.0)) / 1000.0
-
+    source: FeatureSet | SpeakerWarps = features
+    choice = None
     summary = DecodeSummary()
+    if vtln is not None:
+        start = time.perf_counter()
+        choice = choose_warps(
+            loaded.model, features, vtln, batch_frames, loaded.device, progress=progress
+        )
+        source = SpeakerWarps(features, choice.factors)
+        summary.compute_seconds += time.perf_counter() - start  # the RTF includes the search
+        log.info("%s", warp_line(choice))
+
     hypotheses: dict[str, str] = {}
     # grid point -> utterance -> n-best (score, text), for the lexicon/LM search
     searched: list[dict[str, list[tuple[float, str]]]] = [{} for _ in decoders]
@@ -228,7 +244,7 @@ def decode_datadir(
         ids: list[str] = []
         for utt in batch:
             try:
-                mats.append(features[utt])
+                mats.append(source[utt])
                 ids.append(utt)
             except AsrError as exc:
                 log.warning("%s", exc)
@@ -268,6 +284,9 @@ def decode_datadir(
     bar.close()
 
     out_dir = Path(out_dir)
+    if choice is not None:
+        with atomic_write(out_dir / "spk2warp") as handle:
+            handle.writelines(line + "\n" for line in choice.to_lines())
     if not decoders:
         write_transcripts(out_dir / "text", hypotheses)
     else:
@@ -288,9 +307,14 @@ def merge_decode_parts(
     part into ``part_dirs``) into ``out_dir`` as one decode of ``data_dir`` writes it: ``text``
     (C-sorted, so the same bytes), ``nbest.txt``, and for a grid of several (LM weight, word
     score) points each point's files, then ``tuning.tsv``, ``best.json`` and the best point's
-    hypotheses scored on the whole set (never per part). Returns the best point, as
-    :func:`decode_datadir`'s summary has it."""
+    hypotheses scored on the whole set (never per part), and ``spk2warp`` of a VTLN decode.
+    Returns the best point, as :func:`decode_datadir`'s summary has it."""
     out_dir = Path(out_dir)
+    warps = [part / "spk2warp" for part in part_dirs if (part / "spk2warp").is_file()]
+    if warps:  # --vtln: the parts are split by speaker, so their lines never overlap
+        lines = [line for path in warps for line in path.read_text(encoding="utf-8").splitlines()]
+        with atomic_write(out_dir / "spk2warp") as handle:
+            handle.writelines(line + "\n" for line in sorted(lines, key=str.encode))
     points = [None] if grid is None or len(grid) <= 1 else list(grid)
     texts: list[dict[str, str]] = []
     for point in points:

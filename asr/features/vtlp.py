@@ -150,9 +150,35 @@ def vtlp(
     alphas = 1.0 + max_warp * (2.0 * torch.rand(batch, generator=generator) - 1.0)
     out = feats.clone()
     for b in range(batch):
-        matrix = axis.warp_matrix(float(alphas[b])).to(feats.device, feats.dtype)
-        for k in range(blocks):
-            start = k * width + axis.offset
-            mel = feats[b, :, start : start + axis.num_bins]
-            out[b, :, start : start + axis.num_bins] = mel @ matrix.T
+        out[b] = warp_features(feats[b], axis, float(alphas[b]), blocks)
     return out, alphas
+
+
+def feature_blocks(dim: int, axis: MelAxis, source: str = "features") -> int:
+    """How many (static, delta, ...) blocks of the mel axis make up ``dim`` feature columns."""
+    width = axis.num_bins + axis.offset
+    if dim % width:
+        raise ConfigError(
+            f"{source}: {dim} feature dimensions are not whole blocks of {width} "
+            f"({axis.num_bins} mel bins{' + energy' if axis.offset else ''})"
+        )
+    return dim // width
+
+
+def warp_features(
+    feats: torch.Tensor, axis: MelAxis, alpha: float, blocks: int = 1
+) -> torch.Tensor:
+    """``(frames, dim)`` features with every block's mel axis warped by ``alpha`` (a new
+    tensor; the columns outside the mel bins, such as energy, are copied unchanged)."""
+    width = axis.num_bins + axis.offset
+    if feats.shape[-1] != width * blocks:
+        raise ConfigError(
+            f"VTLP: features have {feats.shape[-1]} dimensions, not {blocks} blocks of {width} "
+            f"({axis.num_bins} mel bins{' + energy' if axis.offset else ''})"
+        )
+    matrix = axis.warp_matrix(alpha).to(feats.device, feats.dtype)
+    out = feats.clone()
+    for k in range(blocks):
+        mel = slice(k * width + axis.offset, k * width + axis.offset + axis.num_bins)
+        out[..., mel] = feats[..., mel] @ matrix.T
+    return out

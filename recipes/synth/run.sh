@@ -7,7 +7,7 @@
 #            [--seed S] [--threads N] [--jobs N] [--nj N]
 #            [--beam-size B] [--text "FILE ..."] [--device cpu|cuda] [--nproc N]
 #            [--order N] [--lm-weights "a,b,..."] [--word-scores "x,y,..."]
-#            [--vocal-tract LOW:HIGH] [--vtlp W] [--augment "reverb codec"]
+#            [--vocal-tract LOW:HIGH] [--vtlp W] [--augment "reverb codec"] [--vtln MIN:MAX:STEP]
 #            [--phone-conf FILE] [--word-conf FILE] [--online true|false] [--data DIR] [--exp DIR]
 #
 # Stages:
@@ -19,8 +19,11 @@
 #   4  lexicon and LM from the training prompts only: every training word spelled in
 #      characters, a word 3-gram (KenLM, modified Kneser-Ney); dev and test perplexity
 #   5  decode: greedy and CTC prefix beam search (no LM) on test; the word model's lexicon + LM
-#      search over a grid of LM weights and word scores on dev, the best pair applied to test
-#   6  score: %PER and %WER lines for the unseen-voice test set, greedy and lexicon + LM
+#      search over a grid of LM weights and word scores on dev, the best pair applied to test;
+#      then greedy and lexicon + LM again with test-time VTLN (a warp factor per test voice,
+#      chosen without transcripts by the model's posterior entropy; --vtln "" turns it off)
+#   6  score: %PER and %WER lines for the unseen-voice test set, greedy and lexicon + LM, each
+#      also +vtln
 #   7  package the word model with its lexicon, LM and tuned weights (exp/word/model.pt and
 #      MODEL_CARD.md) and transcribe one test utterance from its audio with it
 #   8  transcribe every test recording from its audio with that package and score it beside
@@ -61,6 +64,8 @@ lm_beam=50      # beam of the lexicon + LM search
 text=           # text files of prompts (a whitespace-separated list); empty: the built-in grammar
 vocal_tract=1:1 # formant scaling of flite's and festival's training voices (e.g. 0.85:1.15)
 vtlp=0          # VTLP: largest random warp of the mel axis in training (training.vtlp_max_warp)
+vtln=0.80:1.25:0.025   # test-time VTLN: warp factors tried per test voice (asr decode --vtln);
+                       # empty: off
 augment=        # copies of each training utterance: reverb (a simulated room), codec (one of
                 # telephone, gsm, mp3, opus), or both; empty: none
 device=cpu      # cpu or cuda
@@ -166,6 +171,20 @@ if run_stage 5; then
   asr decode "$exp/word/final.pt" "$data/test" "$exp/word/decode_lex${order}g" \
     "${lexicon_opts[@]}" --tuned-on "$exp/word/decode_dev_lex${order}g" \
     --device "$device" --no-progress "${thread_opts[@]}" 2>>"$exp/word/decode.log"
+  if [ -n "$vtln" ]; then
+    # Test-time VTLN: each test voice's warp factor chosen by the model's posterior entropy
+    # (unsupervised), then the same decoders; the factors go to spk2warp.
+    for m in phone word; do
+      test_set=test; [ "$m" = phone ] && test_set=test_phone
+      asr decode "$exp/$m/final.pt" "$data/$test_set" "$exp/$m/decode_greedy_vtln" \
+        --vtln "$vtln" --device "$device" --no-progress "${thread_opts[@]}" \
+        2>>"$exp/$m/decode.log"
+    done
+    asr decode "$exp/word/final.pt" "$data/test" "$exp/word/decode_lex${order}g_vtln" \
+      "${lexicon_opts[@]}" --tuned-on "$exp/word/decode_dev_lex${order}g" --vtln "$vtln" \
+      --device "$device" --no-progress "${thread_opts[@]}" 2>>"$exp/word/decode.log"
+    echo "test VTLN warp factors (voice factor): $(tr '\n' ' ' < "$exp/phone/decode_greedy_vtln/spk2warp")"
+  fi
   grep "outside the lexicon" "$exp/word/decode.log" | tail -1 | sed 's/.*INFO [^ ]* //'
 fi
 
@@ -188,6 +207,19 @@ if run_stage 6; then
   asr score "$data/test/text" "$out/text" --alignments "$out/per_utt" --reports "$out/scoring" \
     > "$out/wer"
   echo "word  lex${order}g $(head -1 "$out/wer")"
+  if [ -n "$vtln" ]; then
+    echo "+vtln: the same decoder on features warped per test voice (test-time VTLN)"
+    out=$exp/phone/decode_greedy_vtln
+    asr score "$data/test_phone/text" "$out/text" --metric PER --alignments "$out/per_utt" \
+      --reports "$out/scoring" > "$out/per"
+    echo "phone greedy+vtln $(head -1 "$out/per")"
+    for d in greedy "lex${order}g"; do
+      out=$exp/word/decode_${d}_vtln
+      asr score "$data/test/text" "$out/text" --alignments "$out/per_utt" \
+        --reports "$out/scoring" > "$out/wer"
+      echo "word  $d+vtln $(head -1 "$out/wer")"
+    done
+  fi
   echo "reports: $exp/{phone,word}/decode_*/scoring/text.{sys,pra,dtl,json,html}"
 fi
 
