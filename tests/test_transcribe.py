@@ -24,15 +24,17 @@ import soundfile as sf
 import torch
 
 import asr
+import asr.decoding.vtln
 import asr.transcribe.recognizer
 from asr.cli import main
 from asr.data.audio import read_sphere_header
 from asr.decoding.timing import DEFAULT_END_EXTENSION, TimedUnit, extend_ends
-from asr.errors import AudioError, PackageError
+from asr.errors import AudioError, ConfigError, PackageError
 from asr.features.cmvn import compute_cmvn_stats
 from asr.features.config import FeatureConfig, extract_features
+from asr.nn.load import load_network
 from asr.nn.model import AcousticModel, ModelConfig
-from asr.nn.package import ModelPackage, save_package
+from asr.nn.package import ModelPackage, load_package, save_package
 from asr.transcribe import load_model
 from asr.transcribe.recognizer import Recognizer, Transcript
 from asr.transcribe.writers import (
@@ -287,6 +289,47 @@ def test_long_recording_goes_through_windows_with_absolute_times(package: Path) 
             (u.text, u.start, u.end) for u in theirs
         ]
         assert [u.confidence for u in ours] == pytest.approx([u.confidence for u in theirs])
+
+
+def _shifted(parts: list[tuple[str, float]], factor: float, seed: int = 0) -> np.ndarray:
+    """``signal(parts)`` with every tone's frequency times ``factor`` (another "voice")."""
+    saved = dict(TONES)
+    TONES.update({kind: hz * factor for kind, hz in saved.items()})
+    try:
+        return signal(parts, seed=seed)
+    finally:
+        TONES.update(saved)
+
+
+def test_vtln_warps_each_recording_back_towards_the_tones_the_model_knows(package) -> None:
+    grid = asr.decoding.vtln.parse_warp_grid("0.80:1.25:0.025")
+    recognizer = load_model(package, vtln=grid)
+    plain = load_model(package)
+    # the warped bin at c reads the spectrum at c / factor: tones moved up need a factor
+    # below 1, tones moved down one above 1, and the model's own tones none
+    for shift, sign in ((1.0, 0), (1.15, -1), (0.87, 1)):
+        wave = _shifted(SHORT, shift)
+        result = recognizer.transcribe(wave, sample_rate=RATE)
+        assert result.warp in grid
+        assert np.sign(round(result.warp - 1.0, 6)) == sign, (shift, result.warp)
+        assert result.text == "hi yo ho"
+        assert result.to_dict()["vtln_warp"] == result.warp
+        assert Transcript.from_dict(result.to_dict()).warp == result.warp
+        assert plain.transcribe(wave, sample_rate=RATE).warp is None
+    assert "vtln_warp" not in plain.transcribe(_shifted(SHORT, 1.0), RATE).to_dict()
+    # a long recording (windows) gets one factor for all its windows
+    long_wave = _shifted(long_parts(14.0), 1.15)
+    windowed = load_model(package, vtln=grid, max_window_seconds=4.0, overlap_seconds=0.5)
+    assert windowed.transcribe(long_wave, sample_rate=RATE).warp < 1.0
+    # MFCC packages cannot be warped, and online decoding has no whole recording to choose on
+    mfcc = load_package(package)
+    mfcc.feature_config = {**mfcc.feature_config, "kind": "mfcc"}
+    mfcc.feature_config["options"] = {**mfcc.feature_config["options"], "num_ceps": MEL_BINS}
+    save_package(mfcc, package.parent / "mfcc.pt")
+    with pytest.raises(ConfigError, match="VTLN: VTLP warps log-mel filterbanks; these features"):
+        load_model(package.parent / "mfcc.pt", vtln=grid)
+    with pytest.raises(ConfigError, match="online decoding has only what has arrived"):
+        Recognizer(load_network(package), vtln=grid, running_cmvn=True)
 
 
 def test_per_recording_cmvn_ignores_gain_and_windows_share_the_stats(tmp_path) -> None:

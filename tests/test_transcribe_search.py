@@ -202,6 +202,38 @@ def test_package_transcribes_with_its_lexicon_lm_and_tuned_weights_as_decode_doe
     assert all(r["decoder"] == "greedy" for r in greedy.values())
 
 
+def test_vtln_transcription_chooses_and_decodes_as_decode_vtln_does(
+    setup: dict[str, Path], embedded: Path
+) -> None:
+    # each utterance is its own speaker in the data dir, as each file is for transcription
+    grid = "0.85:1.15:0.05"
+    asr_cli(
+        "decode",
+        str(setup["package"]),
+        str(setup["data"]),
+        str(setup["root"] / "test_lex_vtln"),
+        "--lexicon",
+        str(setup["lexicon"]),
+        "--word-lm",
+        str(setup["arpa"]),
+        "--tuned-on",
+        str(setup["grid"]),
+        "--vtln",
+        grid,
+        "--no-progress",
+    )
+    decoded = read_text(setup["root"] / "test_lex_vtln" / "text")
+    warps = read_text(setup["root"] / "test_lex_vtln" / "spk2warp")
+    results = transcribe_texts(embedded, setup["audio"], setup["root"] / "t_vtln", "--vtln", grid)
+    assert {utt: r["text"] for utt, r in results.items()} == decoded
+    assert {utt: r["vtln_warp"] for utt, r in results.items()} == {
+        utt: float(w) for utt, w in warps.items()
+    }
+    assert set(warps.values()) != {"1"}  # the warp was used, not just allowed
+    online = asr_cli("transcribe", str(embedded), "-", "--online", "--vtln", check=False)
+    assert online.returncode != 0 and "--vtln do not apply" in online.stderr
+
+
 def test_lexicon_search_words_carry_the_times_of_their_letters(embedded: Path) -> None:
     recognizer = load_model(embedded)
     parts = parts_of(UTTERANCES["u1"])

@@ -17,6 +17,7 @@ from asr.data.audio import load_audio
 from asr.data.datadir import DataDir
 from asr.data.wav_stream import wav_stream
 from asr.decoding.timing import TimedUnit
+from asr.decoding.vtln import DEFAULT_WARPS, parse_warp_grid
 from asr.errors import AsrError, AudioError, ConfigError
 from asr.fileio import fault_point
 from asr.jobs.launcher import Launcher, run_jobs
@@ -136,6 +137,16 @@ def add_parser(subparsers: argparse._SubParsersAction, help: str | None = None) 
         "--no-lm",
         action="store_true",
         help="ignore the package's lexicon and LM: greedy, or prefix beam search with --beam-size",
+    )
+    search.add_argument(
+        "--vtln",
+        nargs="?",
+        const=DEFAULT_WARPS,
+        default=None,
+        metavar="MIN:MAX:STEP",
+        help="test-time VTLN (log-mel models): warp each recording by the factor of the grid "
+        f"(default {DEFAULT_WARPS}) whose posteriors have the lowest mean entropy; one network "
+        "pass per factor; the factor goes to the JSON as vtln_warp",
     )
     search.add_argument(
         "--nbest",
@@ -393,6 +404,7 @@ def run_online(args: argparse.Namespace, formats: list[str], out_dir: Path) -> i
             ("--word-score", args.word_score is not None),
             ("--nbest", args.nbest != 1),
             ("--backend onnxruntime", args.backend != "torch"),
+            ("--vtln", args.vtln is not None),
         )
         if given
     ]
@@ -484,6 +496,7 @@ def _load(args: argparse.Namespace):
         word_score=args.word_score,
         use_lm=not args.no_lm,
         nbest=args.nbest,
+        vtln=parse_warp_grid(args.vtln) if args.vtln is not None else None,
     )
 
 
@@ -580,6 +593,7 @@ def _datadir_job_options(args: argparse.Namespace) -> list[str]:
         ("--lm-weight", args.lm_weight),
         ("--word-score", args.word_score),
         ("--format", args.format),
+        ("--vtln", args.vtln),
     ]
     options += [item for flag, value in pairs if value is not None for item in (flag, str(value))]
     flags = [("--bf16", args.bf16), ("--no-lm", args.no_lm), ("--allow-pipes", args.allow_pipes)]

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,9 +38,11 @@ from tqdm import tqdm
 
 from asr.data.audio import load_audio, resample
 from asr.decoding.timing import DEFAULT_END_EXTENSION, TimedUnit, extend_ends
+from asr.decoding.vtln import frame_entropy
 from asr.errors import AsrError, AudioError, ConfigError, PackageError
 from asr.features.cmvn import add_deltas, compute_cmvn_stats, running_cmvn, running_prior
 from asr.features.config import FeatureConfig, extract_features, normalize_features
+from asr.features.vtlp import MelAxis, feature_blocks, warp_features
 from asr.nn.export import export_network, onnx_session
 from asr.nn.load import LoadedNetwork, load_network
 from asr.nn.precision import autocast, precision_name, resolve_precision
@@ -87,6 +89,7 @@ class Transcript:
     decoder: str = "greedy"
     language: str = DEFAULT_LANGUAGE
     precision: str = "fp32"
+    warp: float | None = None  # test-time VTLN's factor for this recording (None: no VTLN)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; times rounded to the millisecond, confidences to 4 decimals.
@@ -95,7 +98,8 @@ class Transcript:
         :mod:`asr.transcribe.segments`) come first, so tools that read whisper's JSON read
         ours; then ours: ``source``, ``duration``, ``unit``, ``decoder``, ``precision`` (the
         network's arithmetic), ``words`` and
-        ``units`` (text, start, end, confidence) and, when asked for, ``nbest``.
+        ``units`` (text, start, end, confidence) and, when asked for, ``nbest`` and
+        ``vtln_warp`` (the warp factor test-time VTLN chose).
         """
 
         def timed(items: list[TimedUnit]) -> list[dict[str, Any]]:
@@ -123,6 +127,8 @@ class Transcript:
         }
         if self.nbest:
             data["nbest"] = [alternative.to_dict() for alternative in self.nbest]
+        if self.warp is not None:
+            data["vtln_warp"] = self.warp
         return data
 
     @classmethod
@@ -156,6 +162,7 @@ class Transcript:
             decoder=str(data.get("decoder", "greedy")),
             language=str(data.get("language", DEFAULT_LANGUAGE)),
             precision=str(data.get("precision", "fp32")),
+            warp=float(data["vtln_warp"]) if "vtln_warp" in data else None,
         )
 
 
@@ -199,6 +206,7 @@ class Recognizer:
         precision: str = "auto",
         backend: str = "torch",
         running_cmvn: bool = False,
+        vtln: Sequence[float] | None = None,
     ) -> None:
         package = loaded.package
         if not package.feature_config:
@@ -243,6 +251,17 @@ class Recognizer:
         )
         self.max_window_seconds = float(max_window_seconds)
         self.overlap_seconds = float(overlap_seconds)
+        # test-time VTLN (asr.decoding.vtln): factors tried nearest 1.0 first, so that a tie
+        # keeps the one nearer 1.0, as asr decode --vtln does
+        self.vtln = sorted(vtln, key=lambda a: (abs(a - 1.0), a)) if vtln else None
+        if self.vtln:
+            if running_cmvn:
+                raise ConfigError(
+                    "VTLN chooses a warp factor from the whole recording; online decoding has "
+                    "only what has arrived (use one or the other)"
+                )
+            self._axis = MelAxis.of(self.feature_config, source=f"{source}: VTLN")
+            self._blocks = feature_blocks(self.feature_config.dim, self._axis, source)
         if backend not in BACKENDS:
             raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         self.backend = backend
@@ -413,6 +432,51 @@ class Recognizer:
             log_probs, out_lengths = self.model(padded, lengths.to(self.device))
         return log_probs.float().cpu(), out_lengths.cpu()
 
+    def _warped_network(
+        self, feats: list[torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, list[float | None]]:
+        """:meth:`_network`, with each recording warped by the VTLN factor of the lowest mean
+        entropy per frame (one pass per factor); the factors (None without VTLN)."""
+        if not self.vtln:
+            log_probs, out_lengths = self._network(feats)
+            return log_probs, out_lengths, [None] * len(feats)
+        best: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        factors = torch.zeros(len(feats), dtype=torch.float64)
+        for alpha in self.vtln:
+            log_probs, out_lengths = self._network(
+                [warp_features(f, self._axis, alpha, self._blocks) for f in feats]
+            )
+            # in float64, as asr decode --vtln divides, so that both choose alike
+            entropy = frame_entropy(log_probs, out_lengths).double() / out_lengths.clamp(min=1)
+            if best is None:
+                # a copy: the network's outputs are inference tensors, which refuse updates
+                best = (log_probs.clone(), out_lengths, entropy.clone())
+                factors.fill_(alpha)
+                continue
+            better = entropy < best[2]
+            best[0][better] = log_probs[better]
+            best[2][better] = entropy[better]
+            factors[better] = alpha
+        assert best is not None
+        return best[0], best[1], factors.tolist()
+
+    def _choose_warp(self, feats: list[torch.Tensor], per_batch: int) -> float | None:
+        """One recording's VTLN factor from all its windows (``per_batch`` at a time)."""
+        if not self.vtln:
+            return None
+        totals: dict[float, tuple[float, int]] = {}
+        for alpha in self.vtln:
+            entropy, frames = 0.0, 0
+            for first in range(0, len(feats), per_batch):
+                batch = feats[first : first + per_batch]
+                log_probs, out_lengths = self._network(
+                    [warp_features(f, self._axis, alpha, self._blocks) for f in batch]
+                )
+                entropy += float(frame_entropy(log_probs, out_lengths).sum())
+                frames += int(out_lengths.sum())
+            totals[alpha] = (entropy / max(frames, 1), self.vtln.index(alpha))
+        return min(totals, key=lambda a: totals[a])
+
     def _decode(
         self,
         log_probs: torch.Tensor,
@@ -428,6 +492,7 @@ class Recognizer:
         words: list[TimedUnit],
         units: list[TimedUnit],
         nbest: list[Alternative] | None = None,
+        warp: float | None = None,
     ) -> Transcript:
         return Transcript(
             source=pending.source,
@@ -440,6 +505,7 @@ class Recognizer:
             decoder=self.search.description,
             language=self.language,
             precision=self.precision,
+            warp=warp,
         )
 
     def _transcribe_batch(self, batch: list[_Pending]) -> dict[int, Transcript | AsrError]:
@@ -459,11 +525,11 @@ class Recognizer:
             ready.append(pending)
         if not ready:
             return out
-        log_probs, out_lengths = self._network(feats)
+        log_probs, out_lengths, warps = self._warped_network(feats)
         for b, pending in enumerate(ready):
             decoded = self._decode(log_probs[b], int(out_lengths[b]), 0.0)
             out[pending.index] = self._transcript(
-                pending, decoded.words, decoded.units, decoded.nbest
+                pending, decoded.words, decoded.units, decoded.nbest, warps[b]
             )
         return out
 
@@ -503,11 +569,15 @@ class Recognizer:
                 per_window.append((window, []))
                 all_units.append((window, []))
         pairs = [(window, raw) for window, raw in pairs if raw.shape[0] > 0]
+        warp = None
+        if self.vtln:  # one factor for the recording, from the entropy over all its windows
+            warp = self._choose_warp([self._normalize(raw, stats) for _, raw in pairs], per_batch)
         for first in range(0, len(pairs), per_batch):
             batch = pairs[first : first + per_batch]
-            log_probs, out_lengths = self._network(
-                [self._normalize(raw, stats) for _, raw in batch]
-            )
+            feats = [self._normalize(raw, stats) for _, raw in batch]
+            if warp is not None:
+                feats = [warp_features(f, self._axis, warp, self._blocks) for f in feats]
+            log_probs, out_lengths = self._network(feats)
             for b, (window, _) in enumerate(batch):
                 # Raw ends here: a window's last word has its next word in the next window.
                 decoded = self._decode(
@@ -518,7 +588,7 @@ class Recognizer:
         raws.clear()
         words = extend_ends(merge_units(per_window, rate), DEFAULT_END_EXTENSION)
         units = extend_ends(merge_units(all_units, rate), DEFAULT_END_EXTENSION)
-        return self._transcript(pending, words, units)
+        return self._transcript(pending, words, units, warp=warp)
 
 
 def load_model(
@@ -536,6 +606,7 @@ def load_model(
     precision: str = "auto",
     backend: str = "torch",
     running_cmvn: bool = False,
+    vtln: Sequence[float] | None = None,
 ) -> Recognizer:
     """Load a model package for transcription (``asr.load_model``).
 
@@ -546,7 +617,9 @@ def load_model(
     search: the
     package's lexicon + LM with its tuned weights when it has them, else greedy; ``beam_size``,
     ``lm_weight``, ``word_score``, ``use_lm=False`` (no lexicon, no LM) and ``nbest`` override
-    (:mod:`asr.transcribe.search`).
+    (:mod:`asr.transcribe.search`). ``vtln``: a grid of warp factors
+    (:func:`asr.decoding.vtln.parse_warp_grid`) for test-time VTLN, one factor per recording
+    chosen by the network's posterior entropy (the Transcript's ``warp``).
     """
     if threads is not None:
         if threads < 1:
@@ -569,4 +642,5 @@ def load_model(
         precision=precision,
         backend=backend,
         running_cmvn=running_cmvn,
+        vtln=vtln,
     )
