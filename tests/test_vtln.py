@@ -106,9 +106,6 @@ class _FormantDetector(torch.nn.Module):
         logits[..., 1] = 8.0 * (feats @ self.template) / feats.norm(dim=-1).clamp(min=1e-6)
         return logits.log_softmax(-1), lengths
 
-    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
-        return lengths
-
 
 def test_each_speaker_gets_the_factor_that_moves_its_formant_home(tmp_path: Path) -> None:
     # The "training voices" have their formant at 1000 Hz. Speaker hi's sits 15% higher, lo's

@@ -32,8 +32,9 @@ from asr.features.dataset import FeatureSet, make_batches
 from asr.features.vtlp import MelAxis, feature_blocks, warp_features
 from asr.nn.model import AcousticModel
 
-# Kaldi's VTLN scripts search 0.80-1.20 (egs/*/s5/steps/train_lvtln.sh); the flite voice of the
-# synth recipe chose 1.225, so the default grid reaches a step further.
+# Kaldi's steps/train_lvtln.sh searches 0.85-1.25 in steps of 0.01. Each factor here costs a
+# network pass, so the step is coarser; the grid also reaches down to 0.80, for voices higher
+# than any training voice.
 DEFAULT_WARPS = "0.80:1.25:0.025"
 _MAX_FACTORS = 401
 
@@ -108,20 +109,18 @@ def choose_warps(
     batch_frames: int = 20000,
     device: torch.device | str = "cpu",
     progress: bool = False,
-    skip: Sequence[str] = (),
 ) -> WarpChoice:
     """Each speaker's factor of ``factors``: the lowest mean entropy per output frame (see the
-    module docstring). Utterances in ``skip`` (unreadable) and unreadable ones are left out;
-    a speaker with none left gets 1.0."""
+    module docstring). Unreadable utterances are left out (the decode that follows reports
+    them); a speaker with none left is not in the choice, and SpeakerWarps gives it 1.0."""
     if not factors:
         raise ConfigError("VTLN: the grid of warp factors is empty")
     warps = SpeakerWarps(features, {})
     device = torch.device(device)
     entropy: dict[str, dict[float, float]] = {}
     frames: dict[str, int] = {}
-    ids = {u: n for u, n in features.num_frames.items() if u not in set(skip)}
-    batches = make_batches(ids, batch_frames)
-    bar = tqdm(total=len(ids), desc="vtln warps", unit="utt", disable=not progress)
+    batches = make_batches(features.num_frames, batch_frames)
+    bar = tqdm(total=len(features), desc="vtln warps", unit="utt", disable=not progress)
     for batch in batches:
         mats, utts = [], []
         for utt in batch:
@@ -129,7 +128,7 @@ def choose_warps(
                 mats.append(features[utt])
                 utts.append(utt)
             except AsrError:
-                continue  # the decode that follows reports it
+                continue
         bar.update(len(batch))
         if not mats:
             continue
@@ -144,7 +143,8 @@ def choose_warps(
             for spk, value in zip(speakers, sums.tolist(), strict=True):
                 table = entropy.setdefault(spk, {})
                 table[alpha] = table.get(alpha, 0.0) + value
-        for spk, n in zip(speakers, model.output_lengths(lengths).tolist(), strict=True):
+        # the output lengths are the same at every factor: the last pass's will do
+        for spk, n in zip(speakers, out_lengths.tolist(), strict=True):
             frames[spk] = frames.get(spk, 0) + int(n)
     bar.close()
     choice = WarpChoice()
