@@ -138,6 +138,12 @@ def test_synth_recipe_prints_per_wer_and_a_transcript(tmp_path: Path) -> None:
     assert abs(float(decoded.group(1)) - transcribed["fp32"]) <= 0.5, out[-800:]
     # bf16 where native: at this size (about 240 words) one word is 0.4 points
     assert abs(transcribed["auto"] - transcribed["fp32"]) <= 1.0, out[-800:]
+    # and with test-time VTLN, a warp factor per recording: every file and every word
+    line = r"^transcribe --vtln \(audio files, a factor per recording\): lex3g %WER \S+ "
+    found = re.search(line + r"\[ \d+ / (\d+),", out, re.MULTILINE)
+    assert found and int(found.group(1)) == words_in_test, out[-2000:]
+    rows = (exp_word / "transcribe_test_vtln" / "by_file.tsv").read_text().splitlines()
+    assert len(rows) == len(test.text)
     # Stage 9: a forward-only model decoded online and offline, every test word scored
     for mode in ("offline", "online"):
         found = re.search(rf"^word_online {mode} greedy: %WER (\S+) \[ \d+ / (\d+),", out, re.M)

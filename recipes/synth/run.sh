@@ -27,7 +27,8 @@
 #   7  package the word model with its lexicon, LM and tuned weights (exp/word/model.pt and
 #      MODEL_CARD.md) and transcribe one test utterance from its audio with it
 #   8  transcribe every test recording from its audio with that package and score it beside
-#      asr decode of the same utterances (the check that transcription is the decoder)
+#      asr decode of the same utterances (the check that transcription is the decoder); then
+#      again with --vtln, a warp factor per recording
 #   9  with --online true: a forward-only word model (conf/train_char_online.yaml), and the
 #      test audio decoded online (asr transcribe --online) and offline with running CMVN
 # The default size (1 hour) trains both models in 11 minutes on 2 CPU cores (the whole run took
@@ -286,6 +287,12 @@ if run_stage 8; then
     echo "transcribe --precision $p (audio files): lex${order}g" \
       "$(head -1 "$exp/word/transcribe_test_$p/wer")"
   done
+  if [ -n "$vtln" ]; then
+    # a warp factor per recording (a file is all transcription knows), not per test voice
+    transcribe_test "$exp/word/model.pt" "$exp/word/transcribe_test_vtln" --vtln "$vtln"
+    echo "transcribe --vtln (audio files, a factor per recording): lex${order}g" \
+      "$(head -1 "$exp/word/transcribe_test_vtln/wer")"
+  fi
 fi
 
 if [ "$online" = true ] && run_stage 9; then
