@@ -460,17 +460,20 @@ class Recognizer:
         assert best is not None
         return best[0], best[1], factors.tolist()
 
-    def _choose_warp(self, feats: list[torch.Tensor], per_batch: int) -> float | None:
-        """One recording's VTLN factor from all its windows (``per_batch`` at a time)."""
+    def _choose_warp(
+        self, raws: list[torch.Tensor], stats: torch.Tensor | None, per_batch: int
+    ) -> float | None:
+        """One recording's VTLN factor from all its windows' raw features (normalised
+        ``per_batch`` windows at a time, as the decoding pass does, to keep memory small)."""
         if not self.vtln:
             return None
         totals: dict[float, tuple[float, int]] = {}
         for alpha in self.vtln:
             entropy, frames = 0.0, 0
-            for first in range(0, len(feats), per_batch):
-                batch = feats[first : first + per_batch]
+            for first in range(0, len(raws), per_batch):
+                feats = [self._normalize(raw, stats) for raw in raws[first : first + per_batch]]
                 log_probs, out_lengths = self._network(
-                    [warp_features(f, self._axis, alpha, self._blocks) for f in batch]
+                    [warp_features(f, self._axis, alpha, self._blocks) for f in feats]
                 )
                 entropy += float(frame_entropy(log_probs, out_lengths).sum())
                 frames += int(out_lengths.sum())
@@ -569,9 +572,8 @@ class Recognizer:
                 per_window.append((window, []))
                 all_units.append((window, []))
         pairs = [(window, raw) for window, raw in pairs if raw.shape[0] > 0]
-        warp = None
-        if self.vtln:  # one factor for the recording, from the entropy over all its windows
-            warp = self._choose_warp([self._normalize(raw, stats) for _, raw in pairs], per_batch)
+        # VTLN: one factor for the recording, from the entropy over all its windows
+        warp = self._choose_warp([raw for _, raw in pairs], stats, per_batch)
         for first in range(0, len(pairs), per_batch):
             batch = pairs[first : first + per_batch]
             feats = [self._normalize(raw, stats) for _, raw in batch]
