@@ -149,6 +149,26 @@ def embedded(setup: dict[str, Path]) -> Path:
     return make_lm_package(setup, "embedded.pt", "--embed")
 
 
+def decode_tuned(setup: dict[str, Path], name: str, *extra: str) -> Path:
+    """asr decode of the data dir with the lexicon, LM and the grid's tuned weights."""
+    out = setup["root"] / name
+    asr_cli(
+        "decode",
+        str(setup["package"]),
+        str(setup["data"]),
+        str(out),
+        "--lexicon",
+        str(setup["lexicon"]),
+        "--word-lm",
+        str(setup["arpa"]),
+        "--tuned-on",
+        str(setup["grid"]),
+        "--no-progress",
+        *extra,
+    )
+    return out
+
+
 def transcribe_texts(model: Path, audio: Path, out: Path, *options: str) -> dict[str, dict]:
     asr_cli(
         "transcribe",
@@ -174,20 +194,7 @@ def test_package_transcribes_with_its_lexicon_lm_and_tuned_weights_as_decode_doe
         best["word_score"],
     )
     # asr decode with the same lexicon, LM and tuned weights, on the same audio's features
-    asr_cli(
-        "decode",
-        str(setup["package"]),
-        str(setup["data"]),
-        str(setup["root"] / "test_lex"),
-        "--lexicon",
-        str(setup["lexicon"]),
-        "--word-lm",
-        str(setup["arpa"]),
-        "--tuned-on",
-        str(setup["grid"]),
-        "--no-progress",
-    )
-    decoded = read_text(setup["root"] / "test_lex" / "text")
+    decoded = read_text(decode_tuned(setup, "test_lex") / "text")
     results = transcribe_texts(embedded, setup["audio"], setup["root"] / "t_lex")
     assert {utt: r["text"] for utt, r in results.items()} == decoded
     lexicon_words = {line.split()[0] for line in LEXICON.splitlines()}
@@ -207,23 +214,8 @@ def test_vtln_transcription_chooses_and_decodes_as_decode_vtln_does(
 ) -> None:
     # each utterance is its own speaker in the data dir, as each file is for transcription
     grid = "0.85:1.15:0.05"
-    asr_cli(
-        "decode",
-        str(setup["package"]),
-        str(setup["data"]),
-        str(setup["root"] / "test_lex_vtln"),
-        "--lexicon",
-        str(setup["lexicon"]),
-        "--word-lm",
-        str(setup["arpa"]),
-        "--tuned-on",
-        str(setup["grid"]),
-        "--vtln",
-        grid,
-        "--no-progress",
-    )
-    decoded = read_text(setup["root"] / "test_lex_vtln" / "text")
-    warps = read_text(setup["root"] / "test_lex_vtln" / "spk2warp")
+    out = decode_tuned(setup, "test_lex_vtln", "--vtln", grid)
+    decoded, warps = read_text(out / "text"), read_text(out / "spk2warp")
     # fp32, as asr decode runs: bf16 posteriors could tip a near tie between two factors
     out = setup["root"] / "t_vtln"
     results = transcribe_texts(embedded, setup["audio"], out, "--vtln", grid, "--precision", "fp32")

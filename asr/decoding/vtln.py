@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from asr.errors import AsrError, ConfigError
 from asr.features.dataset import FeatureSet, make_batches
-from asr.features.vtlp import MelAxis, feature_blocks, warp_features
+from asr.features.vtlp import MelAxis, warp_features
 from asr.nn.model import AcousticModel
 
 # Kaldi's steps/train_lvtln.sh searches 0.85-1.25 in steps of 0.01. Each factor here costs a
@@ -76,6 +76,11 @@ class WarpChoice:
         return [f"{spk} {self.factors[spk]:g}" for spk in sorted(self.factors, key=str.encode)]
 
 
+def nearest_one_first(factors: Sequence[float]) -> list[float]:
+    """The factors in the order ties are broken: nearest 1.0 first (then the smaller)."""
+    return sorted(factors, key=lambda a: (abs(a - 1.0), a))
+
+
 def frame_entropy(log_probs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Summed entropy (nats) of each utterance's output frames: (B, T, V) log-probs -> (B,)."""
     per_frame = torch.special.entr(log_probs.exp()).sum(dim=-1)
@@ -90,7 +95,7 @@ class SpeakerWarps:
         self.features = features
         self.factors = dict(factors)
         self.axis = MelAxis.of(features.config, source=str(features.data_dir))
-        self.blocks = feature_blocks(features.config.dim, self.axis, str(features.data_dir))
+        self.blocks = features.config.delta_order + 1  # static, delta, ... (as in training)
 
     def speaker(self, utt: str) -> str:
         utt2spk = self.features.utt2spk
@@ -152,7 +157,8 @@ def choose_warps(
         count = max(frames[spk], 1)
         means = {alpha: total / count for alpha, total in table.items()}
         choice.entropy[spk] = means
-        choice.factors[spk] = min(means, key=lambda a: (means[a], abs(a - 1.0)))
+        # min keeps the first of equals: the factor nearest 1.0
+        choice.factors[spk] = min(nearest_one_first(list(means)), key=means.__getitem__)
     return choice
 
 
@@ -174,6 +180,7 @@ __all__ = [
     "WarpChoice",
     "choose_warps",
     "frame_entropy",
+    "nearest_one_first",
     "parse_warp_grid",
     "warp_line",
 ]

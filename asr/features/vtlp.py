@@ -140,29 +140,12 @@ def vtlp(
     """Warp each utterance of ``feats`` ``(batch, frames, dim)`` by a factor drawn uniformly
     from ``[1 - max_warp, 1 + max_warp]``; every (static, delta, ...) block the same way.
     Returns the warped batch and the factors."""
-    batch, _, dim = feats.shape
-    width = axis.num_bins + axis.offset
-    if dim != width * blocks:
-        raise ConfigError(
-            f"VTLP: features have {dim} dimensions, not {blocks} blocks of {width} "
-            f"({axis.num_bins} mel bins{' + energy' if axis.offset else ''})"
-        )
+    batch = feats.shape[0]
     alphas = 1.0 + max_warp * (2.0 * torch.rand(batch, generator=generator) - 1.0)
     out = feats.clone()
     for b in range(batch):
         out[b] = warp_features(feats[b], axis, float(alphas[b]), blocks)
     return out, alphas
-
-
-def feature_blocks(dim: int, axis: MelAxis, source: str = "features") -> int:
-    """How many (static, delta, ...) blocks of the mel axis make up ``dim`` feature columns."""
-    width = axis.num_bins + axis.offset
-    if dim % width:
-        raise ConfigError(
-            f"{source}: {dim} feature dimensions are not whole blocks of {width} "
-            f"({axis.num_bins} mel bins{' + energy' if axis.offset else ''})"
-        )
-    return dim // width
 
 
 def warp_features(

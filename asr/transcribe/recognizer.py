@@ -38,11 +38,11 @@ from tqdm import tqdm
 
 from asr.data.audio import load_audio, resample
 from asr.decoding.timing import DEFAULT_END_EXTENSION, TimedUnit, extend_ends
-from asr.decoding.vtln import frame_entropy
+from asr.decoding.vtln import frame_entropy, nearest_one_first
 from asr.errors import AsrError, AudioError, ConfigError, PackageError
 from asr.features.cmvn import add_deltas, compute_cmvn_stats, running_cmvn, running_prior
 from asr.features.config import FeatureConfig, extract_features, normalize_features
-from asr.features.vtlp import MelAxis, feature_blocks, warp_features
+from asr.features.vtlp import MelAxis, warp_features
 from asr.nn.export import export_network, onnx_session
 from asr.nn.load import LoadedNetwork, load_network
 from asr.nn.precision import autocast, precision_name, resolve_precision
@@ -253,7 +253,7 @@ class Recognizer:
         self.overlap_seconds = float(overlap_seconds)
         # test-time VTLN (asr.decoding.vtln): factors tried nearest 1.0 first, so that a tie
         # keeps the one nearer 1.0, as asr decode --vtln does
-        self.vtln = sorted(vtln, key=lambda a: (abs(a - 1.0), a)) if vtln else None
+        self.vtln = nearest_one_first(vtln) if vtln else None
         if self.vtln:
             if running_cmvn:
                 raise ConfigError(
@@ -261,7 +261,7 @@ class Recognizer:
                     "only what has arrived (use one or the other)"
                 )
             self._axis = MelAxis.of(self.feature_config, source=f"{source}: VTLN")
-            self._blocks = feature_blocks(self.feature_config.dim, self._axis, source)
+            self._blocks = self.feature_config.delta_order + 1  # static, delta, ...
         if backend not in BACKENDS:
             raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         self.backend = backend
@@ -467,7 +467,7 @@ class Recognizer:
         ``per_batch`` windows at a time, as the decoding pass does, to keep memory small)."""
         if not self.vtln:
             return None
-        totals: dict[float, tuple[float, int]] = {}
+        means: dict[float, float] = {}
         for alpha in self.vtln:
             entropy, frames = 0.0, 0
             for first in range(0, len(raws), per_batch):
@@ -477,8 +477,8 @@ class Recognizer:
                 )
                 entropy += float(frame_entropy(log_probs, out_lengths).sum())
                 frames += int(out_lengths.sum())
-            totals[alpha] = (entropy / max(frames, 1), self.vtln.index(alpha))
-        return min(totals, key=lambda a: totals[a])
+            means[alpha] = entropy / max(frames, 1)
+        return min(self.vtln, key=means.__getitem__)  # ties: the first, nearest 1.0
 
     def _decode(
         self,
