@@ -18,6 +18,11 @@ The network maps features (B, T, D) to CTC log-posteriors (B, T', V) with the bl
    ``dropout`` is applied to the output of every layer but the last, as ``nn.LSTM`` does.
 3. A linear layer to ``num_tokens`` outputs and a log-softmax.
 
+**Initialisation.** PyTorch's own (``init_uniform`` 0, the default), or, with ``init_uniform``
+set to some a above 0, every parameter of the network (weights and biases) drawn anew from
+U[-a, a] once the layers are built, as Graves et al. 2013 did (a = 0.1). Both draw from torch's
+global generator, so a model built after ``torch.manual_seed(s)`` is the same every time.
+
 **Exact results for padded batches, without packing.** A bidirectional ``nn.LSTM`` run over a
 zero-padded batch starts its backward direction in the padding, so a short utterance's output
 would depend on what else is in its batch. ``pack_padded_sequence`` fixes that but was measured
@@ -43,6 +48,7 @@ need neither trick (padding comes after the valid frames) and run the same eithe
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from dataclasses import asdict, dataclass, fields
@@ -82,6 +88,9 @@ class ModelConfig:
     stack: int = 1
     skip: int = 1
     rnn_impl: str = RNN_IMPLS[0]
+    # > 0: every parameter drawn from U[-init_uniform, init_uniform] after construction
+    # (Graves et al. 2013: 0.1); 0: PyTorch's own initialisation
+    init_uniform: float = 0.0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -118,6 +127,11 @@ class ModelConfig:
             raise ConfigError(f"{source}: dropout must be a number, got {self.dropout!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"{source}: dropout must be in [0, 1), got {self.dropout}")
+        value = self.init_uniform
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{source}: init_uniform must be a number, got {value!r}")
+        if not math.isfinite(value) or value < 0:
+            raise ConfigError(f"{source}: init_uniform must be a finite number >= 0, got {value}")
         if self.rnn_impl not in RNN_IMPLS:
             raise ConfigError(
                 f"{source}: rnn_impl must be one of {', '.join(RNN_IMPLS)}, got {self.rnn_impl!r}"
@@ -139,13 +153,16 @@ class ModelConfig:
         return validated_dataclass(cls, values, source)
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields as a dict; ``rnn_impl`` only when it is not the default. It changes how
-        the layers run, not the weights: so the packages, checkpoints and ``config.yaml`` of
-        default models stay what they were (an older asr reads them, and resuming a checkpoint
-        written before the option existed compares equal)."""
+        """The fields as a dict; ``rnn_impl`` and ``init_uniform`` only when they are not the
+        default. The one changes how the layers run, the other how they start, neither what a
+        package's weights mean: so the packages, checkpoints and ``config.yaml`` of default
+        models stay what they were (an older asr reads them, and resuming a checkpoint written
+        before the options existed compares equal)."""
         values = asdict(self)
         if values["rnn_impl"] == RNN_IMPLS[0]:
             del values["rnn_impl"]
+        if values["init_uniform"] == 0:
+            del values["init_uniform"]
         return values
 
     @property
@@ -328,6 +345,12 @@ class AcousticModel(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.dropout = nn.Dropout(config.dropout)
         self.output = nn.Linear(input_size, config.num_tokens)
+        if config.init_uniform > 0:
+            # after PyTorch's initialisation, from the same global generator, in the fixed
+            # order of parameters(): the same seed gives the same weights
+            with torch.no_grad():
+                for parameter in self.parameters():
+                    parameter.uniform_(-config.init_uniform, config.init_uniform)
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         """Output frames for input lengths: ``ceil(L / skip)``."""

@@ -24,6 +24,9 @@ from asr.units.tokens import UNITS
 
 logger = logging.getLogger(__name__)
 
+# What a batch's summed CTC loss is divided by before the backward pass (TrainConfig)
+LOSS_NORMALIZATIONS = ("token", "utterance")
+
 
 @dataclass
 class TrainConfig:
@@ -38,6 +41,11 @@ class TrainConfig:
     batch_frames: int = 20000  # padded frames per batch (batch size x longest utterance)
     max_batch_utts: int = 0  # 0 = no limit
     grad_clip: float = 5.0  # max global gradient norm; 0 = no clipping
+    # What the gradient is taken of (asr.training.step): the batch's summed CTC loss divided by
+    # its target tokens (token) or by its utterances (utterance: with max_batch_utts 1 the
+    # gradient of -ln p(z|x) of one sequence, Graves' objective). Only the update changes: the
+    # losses logged and in history.tsv stay per token either way.
+    loss_normalization: str = "token"
     lr_halving_patience: int = 2  # epochs without dev improvement before the lr is halved
     lr_halving_factor: float = 0.5
     min_lr: float = 0.0  # stop once the lr falls below this
@@ -89,6 +97,11 @@ class TrainConfig:
             )
         if self.optimizer not in ("adam", "sgd"):
             raise ConfigError(f"{source}: optimizer must be adam or sgd, got {self.optimizer!r}")
+        if self.loss_normalization not in LOSS_NORMALIZATIONS:
+            raise ConfigError(
+                f"{source}: loss_normalization must be one of {', '.join(LOSS_NORMALIZATIONS)}, "
+                f"got {self.loss_normalization!r}"
+            )
 
         # a YAML boolean (what configs and packages before auto hold) or auto; 1 == True, so
         # the type is checked, not just the value

@@ -15,9 +15,10 @@ logger = logging.getLogger(__name__)
 
 
 # ModelConfig fields that may differ between an --init-from package and the new run: the token
-# count (the output layer is mapped by symbol), dropout (not part of the weights) and rnn_impl
-# (both ways of running a bidirectional layer share one state dict: asr.nn.model)
-_INIT_FREE_FIELDS = ("num_tokens", "dropout", "rnn_impl")
+# count (the output layer is mapped by symbol), dropout (not part of the weights), rnn_impl
+# (both ways of running a bidirectional layer share one state dict: asr.nn.model) and
+# init_uniform (how fresh weights are drawn: the package's replace them)
+_INIT_FREE_FIELDS = ("num_tokens", "dropout", "rnn_impl", "init_uniform")
 
 
 def init_from_package(

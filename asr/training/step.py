@@ -5,6 +5,18 @@ A batch whose loss or gradient is NaN or infinite changes nothing: the step is s
 counted. Under DistributedDataParallel every process makes the same skip decision (the loss
 flag is summed over processes, and gradients are already identical after their all-reduce),
 so no process waits forever for a gradient that another skipped.
+
+**What the gradient is of** (``loss_normalization``). The batch's CTC loss is summed over its
+utterances; the backward pass takes it divided by the batch's target tokens (``token``) or by
+its utterances (``utterance``: with one utterance a batch, the gradient of -ln p(z|x), the
+objective of Graves et al. 2013). Under DistributedDataParallel, which averages the processes'
+gradients, ``token`` divides by each process's own tokens (so the step is the mean of the
+processes' per-token gradients), while ``utterance`` divides by the utterances of all the
+processes' batches together (all-reduced with the skip flag, no extra collective): the step is
+then the gradient of the summed loss over every process's utterances divided by their number,
+as one process with the union of the batches would take it. Either way the
+:class:`StepResult` reports the summed loss and the token count, so what the trainer logs
+stays the loss per token whatever the normalisation.
 """
 
 from __future__ import annotations
@@ -59,6 +71,7 @@ class TrainStep:
         delta_blocks: int = 1,
         weight_noise: float = 0.0,
         vtlp: tuple[MelAxis, float] | None = None,
+        loss_normalization: str = "token",
     ) -> None:
         self.network, self.model, self.optimizer = network, model, optimizer
         self.device, self.grad_clip, self.dtype = device, grad_clip, autocast_dtype
@@ -70,6 +83,9 @@ class TrainStep:
         self.delta_blocks = delta_blocks
         self.weight_noise = weight_noise
         self.vtlp = vtlp
+        if loss_normalization not in ("token", "utterance"):
+            raise ValueError(f"loss_normalization must be token or utterance: {loss_normalization}")
+        self.loss_normalization = loss_normalization
 
     def augment(self, feats: torch.Tensor, lengths: torch.Tensor, seed: int | None) -> torch.Tensor:
         if seed is None:
@@ -85,13 +101,27 @@ class TrainStep:
         generator = torch.Generator(device="cpu").manual_seed(seed)
         return spec_augment(feats, lengths, self.spec_augment, generator, blocks=self.delta_blocks)
 
-    def _any_process_bad(self, bad: bool) -> bool:
+    def _all_processes(self, bad: bool, utterances: int) -> tuple[bool, int]:
+        """Whether any process's loss is bad, and the utterances of all the processes'
+        batches: one all-reduce (a world of one: the values as they are)."""
         if not self.distributed:
-            return bad
+            return bad, utterances
 
-        flag = torch.tensor([1.0 if bad else 0.0], device=self.device)
-        dist.all_reduce(flag)
-        return bool(flag.item() > 0)
+        values = torch.tensor(
+            [1.0 if bad else 0.0, float(utterances)], dtype=torch.float64, device=self.device
+        )
+        dist.all_reduce(values)
+        return bool(values[0].item() > 0), int(values[1].item())
+
+    def _divisor(self, num_tokens: int, utterances: int) -> float:
+        """What this process's summed loss is divided by for the backward pass."""
+        if self.loss_normalization == "token":
+            return float(max(num_tokens, 1))  # this process's own tokens, as ever
+        # DistributedDataParallel divides the summed gradients by the number of processes:
+        # multiplying that back makes the step the gradient of the loss of every process's
+        # utterances over their count
+        world = dist.get_world_size() if self.distributed else 1
+        return max(utterances, 1) / world
 
     def __call__(
         self,
@@ -113,12 +143,18 @@ class TrainStep:
                 log_probs, out_lengths = self.network(feats, lengths)
             # CTC in fp32: its log-space sums lose too much in 16 bits
             loss = ctc_loss(log_probs.float(), out_lengths, targets.to(self.device), target_lengths)
-            if self._any_process_bad(not bool(torch.isfinite(loss))):
+            bad, utterances = self._all_processes(
+                not bool(torch.isfinite(loss)), int(target_lengths.numel())
+            )
+            if bad:
                 # zero_infinity covers impossible alignments; a NaN means diverged numerics,
                 # and one bad step would poison the weights for good
                 return StepResult(None, num_tokens, "loss")
+            divisor = self._divisor(num_tokens, utterances)
             self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss / max(num_tokens, 1)).backward()
+            # only the gradient is normalised here; the result below carries the summed loss
+            # and the token count, so the logged losses stay per token
+            self.scaler.scale(loss / divisor).backward()
         self.scaler.unscale_(self.optimizer)
         parameters = [p for p in self.model.parameters() if p.grad is not None]
         # with no clipping an infinite limit still returns the norm the NaN guard needs

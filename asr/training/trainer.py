@@ -214,6 +214,7 @@ class _Trainer:
             f"precision {precision_name(self.autocast_dtype)} (asked: {cfg.precision}); "
             f"SpecAugment {'on' if spec is not None else 'off'}; "
             f"weight noise {cfg.weight_noise:g}; VTLP max warp {cfg.vtlp_max_warp:g}; "
+            f"gradient of the loss per {cfg.loss_normalization}; "
             f"{world.size} process(es) on {device.type}"
         ]
         self.notes.append(data.cache_note)
@@ -239,6 +240,7 @@ class _Trainer:
             delta_blocks=self.train_set.config.delta_order + 1,
             weight_noise=cfg.weight_noise,
             vtlp=vtlp,
+            loss_normalization=cfg.loss_normalization,
         )
         # fill the caches (if any: load_training_data decided) once, now: before workers fork
         # and share them (each epoch's workers would otherwise fill caches that die with them),
