@@ -2,9 +2,10 @@
 
 Two measurements, both in this process with one worker (so "per core"):
 
-1. Per engine: every voice of the engine says the same grammar sentences at random rate and
-   pitch, the audio is speed-perturbed as training utterances are and written as FLAC (what a
-   corpus worker does); seconds of audio made per second of wall time.
+1. Per engine (piper too, when installed): every voice of the engine says the same grammar
+   sentences at random rate and pitch, after one untimed sentence (piper's network loads once
+   per worker process), the audio is speed-perturbed as training utterances are and written
+   as FLAC (what a corpus worker does); seconds of audio made per second of wall time.
 2. The whole corpus: ``prepare_synth`` with ``jobs=1`` on a small corpus (every split, every
    engine in its share, planning and data-directory writing included).
 
@@ -44,6 +45,8 @@ def engine_speed(engine: str, sentences: list[str], out_dir: Path) -> tuple[floa
         for text in sentences:
             prosody = Prosody(rng.uniform(*ranges["rate"]), rng.uniform(*ranges["pitch"]))
             items.append((text, voice, prosody))
+    # untimed: a corpus worker loads piper's network (about 2 s) once per process, not per batch
+    module.synthesize(sentences[0], module.voices()[0])
     start = time.perf_counter()
     audio_seconds = 0.0
     if hasattr(module, "synthesize_batch"):
@@ -68,7 +71,7 @@ def main() -> None:
 
     usable, missing = synth.available_engines(synth.ENGINE_MODULES)
     for engine, packages in missing.items():
-        print(f"{engine}: not installed (Debian: {packages}), not measured")
+        print(f"{engine}: not installed ({packages}), not measured")
     sentences = generate_prompts(args.sentences, seed=0)
     print(f"{'engine':10s} {'utts':>5s} {'audio s':>8s} {'wall s':>7s} {'x real time':>12s}")
     with tempfile.TemporaryDirectory() as tmp:

@@ -156,9 +156,10 @@ def _add_synth(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--engines",
         nargs="+",
-        choices=("espeak-ng", "flite", "festival"),
-        default=["espeak-ng", "flite", "festival"],
-        help="engines to use (default: all that are installed)",
+        choices=tuple(synth.ENGINE_MODULES),
+        default=list(synth.DEFAULT_ENGINES),
+        help="engines to use, those installed of them (default: the Debian ones, "
+        f"{' '.join(synth.DEFAULT_ENGINES)}; piper, a neural voice from PyPI, when named)",
     )
     parser.add_argument(
         "--jobs", type=int, default=0, help="worker processes (default: one per core)"
@@ -168,7 +169,8 @@ def _add_synth(subparsers: argparse._SubParsersAction) -> None:
         type=_factor_range,
         default=(1.0, 1.0),
         metavar="LOW:HIGH",
-        help="voice transformation of flite's and festival's training utterances: formants "
+        help="voice transformation of flite's, festival's and piper's training utterances: "
+        "formants "
         "scaled by a factor from this range, tempo and pitch kept (e.g. 0.85:1.15; default "
         "1:1, off)",
     )
@@ -215,7 +217,7 @@ def _run_synth(args: argparse.Namespace) -> int:
             for voice in synth.engine_module(engine).voices():
                 print(f"{voice} {held_out.get(str(voice), 'train')}")
         for engine, packages in missing.items():
-            print(f"# {engine}: not installed (Debian: {packages})")
+            print(f"# {engine}: not installed ({packages})")
         return 0
     if not args.out_dir:
         raise ConfigError("prepare synth: give OUT_DIR (or --list-voices)")

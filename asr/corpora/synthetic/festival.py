@@ -27,6 +27,7 @@ from asr.corpora.synthetic.phones import fold_segments
 from asr.corpora.synthetic.voice import DEFAULT_PROSODY, Prosody, Synthesis, SynthesisError, Voice
 
 ENGINE = "festival"
+INSTALL_FROM = "Debian"
 PACKAGES = (
     "festival",
     "festvox-kallpc16k",

@@ -23,6 +23,7 @@ from asr.corpora.synthetic.phones import fold_segments
 from asr.corpora.synthetic.voice import DEFAULT_PROSODY, Prosody, Synthesis, SynthesisError, Voice
 
 ENGINE = "flite"
+INSTALL_FROM = "Debian"
 PACKAGES = ("flite",)
 VOICE_NAMES = ("kal16", "slt", "rms", "awb")
 _FIXED_PITCH = {"rms"}

@@ -1,6 +1,6 @@
 """Phone labels for synthetic speech: the Lee & Hon (1989) 39-phone set and the maps into it.
 
-Three sources of labels meet here:
+Four sources of labels meet here:
 
 * ARPAbet from flite and festival (the CMU "radio" set), cmudict (stress digits, ``AH0``) and
   TIMIT's 61 phones: :func:`fold_arpabet`, the usual TIMIT 61 -> 39 folding.
@@ -9,6 +9,7 @@ Three sources of labels meet here:
   en-us but [ɑː] in (non-rhotic) en-gb, ``V`` is [ʌ] in en-gb but [ʊ] in the northern English
   accents. So the map takes the accent. It labels what was said (espeak's own IPA for the
   phoneme in that accent), not what the word's dictionary entry would be.
+* espeak-ng's IPA, one Unicode code point at a time, as piper speaks it: :func:`ipa_segments`.
 * Timed segments: :func:`fold_segments` (ARPAbet) and :func:`espeak_segments` (mnemonics) fold,
   drop silences and split two-phone expansions evenly in time.
 
@@ -323,4 +324,89 @@ def espeak_segments(segments: list[PhoneSegment], accent: str) -> list[PhoneSegm
             phones = phones[:1]
         out.extend(_split(phones, segment.start, segment.end))
         previous_silent = False
+    return out
+
+
+# --- espeak-ng IPA (piper) -----------------------------------------------------------------
+
+# piper voices speak espeak-ng's IPA, decomposed into code points (NFD), with the time of
+# each code point from the duration predictor. Pairs are read before single code points.
+_IPA_PAIRS: dict[str, str] = {
+    "aɪ": "ay",
+    "aʊ": "aw",
+    "ɔɪ": "oy",
+    "eɪ": "ey",
+    "oʊ": "ow",
+    "əʊ": "ow",
+    "tʃ": "ch",
+    "dʒ": "jh",
+    "oː": "ao",  # [oːɹ] "more": cmudict's AO R, as espeak's o@ above
+}
+_IPA_SINGLE: dict[str, str] = {
+    "p": "p", "b": "b", "t": "t", "d": "d", "k": "k", "ɡ": "g", "g": "g", "ɾ": "dx",
+    "f": "f", "v": "v", "θ": "th", "ð": "dh", "s": "s", "z": "z", "ʃ": "sh", "ʒ": "zh",
+    "h": "hh", "x": "k", "ç": "hh", "m": "m", "n": "n", "ŋ": "ng", "l": "l", "ɫ": "l",
+    "ɬ": "l", "ɹ": "r", "r": "r", "j": "y", "w": "w", "ʍ": "w",
+    "i": "iy", "ɪ": "ih", "ᵻ": "ih", "ɨ": "ih", "e": "eh", "ɛ": "eh", "æ": "ae", "a": "ae",
+    "ɐ": "ah", "ɑ": "aa", "ɒ": "aa", "ɔ": "ao", "o": "ow", "ʌ": "ah", "ə": "ah", "ɚ": "er",
+    "ɜ": "er", "ʊ": "uh", "u": "uw", "ʉ": "uw",
+}  # fmt: skip
+# word and clause breaks (and piper's sentence start and end): no phone, their time is a gap
+_IPA_PAUSES = frozenset(" ,.!?;:-\"'()^$_")
+_IPA_STRESS = frozenset("ˈˌ")  # before a vowel: its time belongs to the vowel after it
+# length, syllabicity, nasality and the glottal stop: their time joins the phone before
+_IPA_MERGED = frozenset("ːˑʔʰʲ˞")
+
+
+def _ipa_merged(symbol: str) -> bool:
+    return symbol in _IPA_MERGED or 0x0300 <= ord(symbol) <= 0x036F  # combining marks
+
+
+def ipa_segments(symbols: list[PhoneSegment]) -> list[PhoneSegment]:
+    """espeak-ng IPA code points with times (piper's alignment) -> 39-set segments.
+
+    Diphthongs and affricates are two code points and one phone. A stress mark's time goes to
+    the vowel after it; a length mark's, a combining mark's and the glottal stop's to the phone
+    before. As in :func:`espeak_segments`, an r right after er joins it (the linking r of
+    "water all" is one r-coloured stretch). A symbol outside English raises ValueError naming
+    it, so that the engine drops the sentence rather than mislabel it.
+    """
+    out: list[PhoneSegment] = []
+    previous_silent = True
+    pending_start: float | None = None  # a stress mark's start, waiting for its vowel
+    i = 0
+    while i < len(symbols):
+        segment = symbols[i]
+        pair = "".join(s.phone for s in symbols[i : i + 2])
+        if len(pair) == 2 and pair in _IPA_PAIRS:
+            phone, end, step = _IPA_PAIRS[pair], symbols[i + 1].end, 2
+        elif segment.phone in _IPA_PAUSES:
+            previous_silent, pending_start = True, None
+            i += 1
+            continue
+        elif segment.phone in _IPA_STRESS:
+            pending_start = segment.start if pending_start is None else pending_start
+            i += 1
+            continue
+        elif _ipa_merged(segment.phone):
+            if not previous_silent:
+                _merge_into_last(out, segment)
+            i += 1
+            continue
+        elif segment.phone in _IPA_SINGLE:
+            phone, end, step = _IPA_SINGLE[segment.phone], segment.end, 1
+        else:
+            raise ValueError(
+                f"IPA symbol {segment.phone!r} (U+{ord(segment.phone[0]):04X}) has no English phone"
+            )
+        start = segment.start if pending_start is None else pending_start
+        pending_start = None
+        phone39 = fold_arpabet(phone)
+        assert phone39 is not None  # every table entry is a phone, none is q
+        if phone39 == "r" and out and out[-1].phone == "er" and not previous_silent:
+            _merge_into_last(out, PhoneSegment(phone39, start, end))
+        else:
+            out.append(PhoneSegment(phone39, start, end))
+        previous_silent = False
+        i += step
     return out
