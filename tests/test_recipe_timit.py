@@ -84,6 +84,7 @@ def test_timit_recipe_cross_validates_over_folds(timit_dir: Path, tmp_path: Path
     command += ["--folds", "2", "--conf", str(small), "--threads", "2", "--beam-size", "2"]
     command += ["--synth-data", str(synth / "train_phone"), "--synth-utts", "5"]
     command += ["--data", str(tmp_path / "data"), "--exp", str(tmp_path / "exp")]
+    command += ["--vtln", "0.9:1.1:0.1"]
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
@@ -91,7 +92,7 @@ def test_timit_recipe_cross_validates_over_folds(timit_dir: Path, tmp_path: Path
     everyone = (tmp_path / "data" / "all" / "text").read_text().splitlines()
     phones = sum(len(line.split()) - 1 for line in everyone)
     for model in ("blstm", "blstm_synthfeat", "blstm_multi"):
-        for decoder in ("greedy", "beam2", "beam2_bigram"):
+        for decoder in ("greedy", "beam2", "beam2_bigram", "greedy_vtln", "beam2_bigram_vtln"):
             folds = [
                 re.search(rf"^fold{k} {model} {decoder} %PER \S+ \[ (\d+) / (\d+),", out, re.M)
                 for k in (1, 2)
@@ -110,6 +111,16 @@ def test_timit_recipe_cross_validates_over_folds(timit_dir: Path, tmp_path: Path
             assert ci, out[-2000:]
             assert float(ci.group(1)) <= float(pooled.group(1)) <= float(ci.group(2))
     assert "no test sentence was read by a training speaker of its fold" in out
+    # --vtln: a factor of the grid per test speaker of each fold, the same for both searches
+    for k, model in ((1, "blstm"), (2, "blstm_multi")):
+        decodes = tmp_path / "exp" / f"fold{k}" / model
+        warps = dict(line.split() for line in (decodes / "decode_greedy_vtln" / "spk2warp").open())
+        spk2utt = tmp_path / "data" / f"fold{k}" / "test" / "spk2utt"
+        assert set(warps) == {line.split()[0] for line in spk2utt.open()}
+        assert {float(w) for w in warps.values()} <= {0.9, 1.0, 1.1}
+        assert warps == dict(
+            line.split() for line in (decodes / "decode_beam2_bigram_vtln" / "spk2warp").open()
+        )
 
     # stage 7: the configuration with the lowest pooled PER (beam + bigram) trained once more
     # on every speaker, beside the cross-validated figure it was chosen by

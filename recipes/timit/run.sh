@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# TIMIT phone recognition with a BiLSTM-CTC model, as Graves et al. 2013 and EESEN: train on 48
-# phones, score on 39 (Lee & Hon's folding, applied to reference and hypothesis), on the
-# 24-speaker core test set. Needs the LDC corpus (LDC93S1); --sample runs the same code on the
-# 16-speaker sample in ../shared (speakers held out for dev and test); --sample --folds 8
-# cross-validates over all 16 sample speakers. See RESULTS.
+# TIMIT phone recognition with a BiLSTM-CTC model, as EESEN (Graves et al. 2013 trained on all 61
+# phones): train on 48 phones, score on 39 (Lee & Hon's folding, applied to reference and
+# hypothesis), on the 24-speaker core test set. Needs the LDC corpus (LDC93S1); --sample runs the
+# same code on the 16-speaker sample in ../shared (speakers held out for dev and test); --sample
+# --folds 8 cross-validates over all 16 sample speakers. See RESULTS.
 #
 #   ./run.sh --corpus-dir DIR [--sample [--folds N]] [--conf FILE] [--stage N] [--stop-stage M]
 #            [--threads N] [--beam-size B] [--lm-weight W] [--insertion-bonus B]
-#            [--device cpu|cuda]
+#            [--vtln MIN:MAX:STEP] [--device cpu|cuda]
 #            [--synth-model FILE] [--synth-data DIR [--synth-utts N]] [--starter NAME]
 #            [--word-model FILE [--lexicon FILE] [--word-lm FILE] [--fsdd-dir DIR]]
 #            [--data DIR] [--exp DIR]
@@ -17,9 +17,13 @@
 #      With --folds N: data/fold1 ... data/foldN, each with train, dev and test (exp/foldK
 #      likewise), and stages 1-5 run for each fold; data/full (every speaker) for stage 7
 #   1  features: 40 log-mel + energy, deltas, per-speaker CMVN (conf/fbank.yaml)
-#   2  train (conf/train_cpu.yaml; conf/train_graves.yaml is the published 5x250 setup)
+#   2  train (conf/train_cpu.yaml). The published 5x250 setup of Graves et al. 2013 trains on the
+#      61 phones in two phases, conf/train_graves.yaml then conf/train_graves_noise.yaml, on
+#      conf/fbank_graves.yaml features: the commands are in conf/train_graves.yaml
 #   3  decode test: greedy, CTC prefix beam search, and beam search with a phone bigram LM
-#      trained on the training transcripts (shallow fusion: --lm-weight, --insertion-bonus)
+#      trained on the training transcripts (shallow fusion: --lm-weight, --insertion-bonus);
+#      with --vtln, greedy and beam + bigram again on features warped per test speaker
+#      (test-time VTLN: the factor of lowest posterior entropy, no transcripts; decode_*_vtln)
 #   4  score: %PER on 39 phones, per-speaker reports in exp/*/decode_*/scoring
 #   5  with --synth-model (the synth recipe's phone model): the same model trained from
 #      scratch and fine-tuned from synthetic speech, both on the synth recipe's features
@@ -67,6 +71,7 @@ threads=0         # 0: all cores
 beam_size=10      # CTC prefix beam search width
 lm_weight=0.2     # with --insertion-bonus 0.5: the best of 6 settings on the sample's dev set
 insertion_bonus=0.5   # added to the score per phone (the decode with the bigram LM)
+vtln=             # test-time VTLN warp factors per test speaker (e.g. 0.80:1.25:0.025); empty: off
 device=cpu        # cpu or cuda
 synth_model=      # the synth recipe's phone model (final.pt): stage 5 runs with it
 synth_data=       # a synth recipe data dir with phone transcripts: stage 5 trains on it too
@@ -132,7 +137,16 @@ train_decode_score() {
     --beam-size "$beam_size" --bigram-lm "$d/train$suffix/text" --lm-weight "$lm_weight" \
     --insertion-bonus "$insertion_bonus" --device "$device" --no-progress "${thread_opts[@]}" \
     2>>"$e.log"
-  for x in greedy "beam$beam_size" "beam${beam_size}_bigram"; do
+  if [ -n "$vtln" ]; then
+    # the factor is chosen per test speaker from the greedy posteriors; both searches use it
+    asr decode "$e/final.pt" "$d/test$suffix" "$e/decode_greedy_vtln" --vtln "$vtln" \
+      --device "$device" --no-progress "${thread_opts[@]}" 2>>"$e.log"
+    asr decode "$e/final.pt" "$d/test$suffix" "$e/decode_beam${beam_size}_bigram_vtln" \
+      --vtln "$vtln" --beam-size "$beam_size" --bigram-lm "$d/train$suffix/text" \
+      --lm-weight "$lm_weight" --insertion-bonus "$insertion_bonus" --device "$device" \
+      --no-progress "${thread_opts[@]}" 2>>"$e.log"
+  fi
+  for x in "${decoders[@]}"; do
     # 48 training phones folded to the 39 scoring phones on both sides (Lee & Hon 1989)
     asr score "$d/test$suffix/text" "$e/decode_$x/text" --metric PER \
       --phone-map timit48-39 --reports "$e/decode_$x/scoring" > "$e/decode_$x/per" \
@@ -140,6 +154,10 @@ train_decode_score() {
     echo "$label $x $(head -1 "$e/decode_$x/per")"
   done
 }
+
+# the decodes of each model, as decode_* folders
+decoders=(greedy "beam$beam_size" "beam${beam_size}_bigram")
+[ -n "$vtln" ] && decoders+=(greedy_vtln "beam${beam_size}_bigram_vtln")
 
 models=(blstm)
 if run_stage 2; then
@@ -229,7 +247,7 @@ if run_stage 6 && [ "$folds" -gt 0 ]; then
   for p in "${parts[@]}"; do cat "$data/$p/test/text"; done | sort > "$pooled/ref"
   for p in "${parts[@]}"; do cat "$data/$p/test_seen_prompt"; done | sort > "$pooled/seen_prompt"
   for m in "${models[@]}"; do
-    for x in greedy "beam$beam_size" "beam${beam_size}_bigram"; do
+    for x in "${decoders[@]}"; do
       out=$pooled/${m}_$x
       gather_pooled "$out" "$m" "$x" || continue
       # the utterances, not the folds, are resampled: a 95% interval of the pooled rate
