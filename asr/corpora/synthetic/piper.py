@@ -25,7 +25,6 @@ import hashlib
 import importlib
 import importlib.util
 import json
-import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -202,8 +201,8 @@ def synthesize(text: str, voice: Voice, prosody: Prosody = DEFAULT_PROSODY) -> S
     symbols: list[PhoneSegment] = []
     offset = 0.0
     try:
+        # piper's phonemize gives each sentence's IPA one code point at a time (NFD)
         for phonemes in model.phonemize(text):  # type: ignore[attr-defined]
-            phonemes = [unicodedata.normalize("NFD", p) for p in phonemes]
             ids = model.phonemes_to_ids(phonemes)  # type: ignore[attr-defined]
             audio, samples = _speak(model, inputs, ids, 1.0 / prosody.rate, rng)
             symbols += _timed_symbols(model, phonemes, ids, samples, offset, rate)
