@@ -163,6 +163,54 @@ def test_timit_recipe_cross_validates_over_folds(timit_dir: Path, tmp_path: Path
         assert f"train_multi ({len(multi)} utts), dev {fold / 'dev_synthfeat'} " in log
 
 
+@pytest.mark.integration
+def test_speed_perturbation_triples_the_training_speakers_the_models_learn_from(
+    timit_dir: Path, tmp_path: Path
+) -> None:
+    """--speed-perturb true: train_sp beside each fold's train (every utterance at 0.9, 1.0 and
+    1.1, the copies as speakers of their own), and stage 2 trains on it. A value other than
+    true or false is one line."""
+    conf = yaml.safe_load((RECIPE / "conf" / "train_cpu.yaml").read_text())
+    conf["model"].update(num_layers=1, hidden_size=16)
+    conf["training"].update(max_epochs=1, precision="fp32")
+    small = tmp_path / "train.yaml"
+    small.write_text(yaml.safe_dump(conf))
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    command = ["bash", str(RECIPE / "run.sh"), "--corpus-dir", str(timit_dir), "--sample"]
+    command += ["--folds", "2", "--conf", str(small), "--threads", "2", "--beam-size", "2"]
+    command += ["--data", str(tmp_path / "data"), "--exp", str(tmp_path / "exp")]
+    bad = subprocess.run([*command, "--speed-perturb=yes"], capture_output=True, text=True)
+    assert bad.returncode == 1 and bad.stdout == ""
+    assert bad.stderr.strip() == "run.sh: option --speed-perturb is true or false, not 'yes'"
+    done = subprocess.run(
+        [*command, "--speed-perturb", "true", "--stop-stage", "2"],
+        capture_output=True, text=True, env=env, timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    for k in (1, 2):
+        fold = tmp_path / "data" / f"fold{k}"
+        train = dict(line.split() for line in (fold / "train" / "utt2spk").open())
+        perturbed = dict(line.split() for line in (fold / "train_sp" / "utt2spk").open())
+        expected = {
+            f"{p}{u}": f"{p}{s}" for u, s in train.items() for p in ("sp0.9-", "", "sp1.1-")
+        }
+        assert perturbed == expected
+        durations = {
+            u: float(d) for u, d in (row.split() for row in (fold / "train_sp" / "utt2dur").open())
+        }
+        u = next(iter(train))
+        assert durations[f"sp0.9-{u}"] == pytest.approx(durations[u] / 0.9, abs=0.01)
+        assert durations[f"sp1.1-{u}"] == pytest.approx(durations[u] / 1.1, abs=0.01)
+        log = (tmp_path / "exp" / f"fold{k}" / "blstm" / "train.log").read_text()
+        assert log.startswith(f"# train {fold / 'train_sp'} ({len(expected)} utts), dev ")
+        assert re.search(rf"^fold{k} blstm beam2_bigram %PER ", done.stdout, re.M)
+    full = tmp_path / "data" / "full"
+    assert len((full / "train_sp" / "utt2spk").read_text().splitlines()) == 3 * len(
+        (full / "train" / "utt2spk").read_text().splitlines()
+    )
+
+
 def _stage7(tmp_path: Path, *options: str) -> subprocess.CompletedProcess[str]:
     command = ["bash", str(RECIPE / "run.sh"), "--sample", "--folds", "8", "--stage", "7"]
     command += [*options, "--data", str(tmp_path / "data"), "--exp", str(tmp_path / "exp")]

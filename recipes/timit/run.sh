@@ -7,7 +7,7 @@
 #
 #   ./run.sh --corpus-dir DIR [--sample [--folds N]] [--conf FILE] [--stage N] [--stop-stage M]
 #            [--threads N] [--beam-size B] [--lm-weight W] [--insertion-bonus B]
-#            [--vtln MIN:MAX:STEP] [--device cpu|cuda]
+#            [--vtln MIN:MAX:STEP] [--speed-perturb true|false] [--device cpu|cuda]
 #            [--synth-model FILE] [--synth-data DIR [--synth-utts N]] [--starter NAME]
 #            [--word-model FILE [--lexicon FILE] [--word-lm FILE] [--fsdd-dir DIR]]
 #            [--data DIR] [--exp DIR]
@@ -15,7 +15,10 @@
 # Stages:
 #   0  asr prepare timit: train (462 speakers, SI+SX), dev (50), core test (24); SA excluded.
 #      With --folds N: data/fold1 ... data/foldN, each with train, dev and test (exp/foldK
-#      likewise), and stages 1-5 run for each fold; data/full (every speaker) for stage 7
+#      likewise), and stages 1-5 run for each fold; data/full (every speaker) for stage 7.
+#      With --speed-perturb true: train_sp beside each train, its utterances at speeds 0.9, 1.0
+#      and 1.1 (asr data speed-perturb, Kaldi's 3-way copies); the phone models of stages 2-7
+#      train on it
 #   1  features: 40 log-mel + energy, deltas, per-speaker CMVN (conf/fbank.yaml)
 #   2  train (conf/train_cpu.yaml). The published 5x250 setup of Graves et al. 2013 trains on the
 #      61 phones in two phases, conf/train_graves.yaml then conf/train_graves_noise.yaml, on
@@ -72,6 +75,8 @@ beam_size=10      # CTC prefix beam search width
 lm_weight=0.2     # with --insertion-bonus 0.5: the best of 6 settings on the sample's dev set
 insertion_bonus=0.5   # added to the score per phone (the decode with the bigram LM)
 vtln=             # test-time VTLN warp factors per test speaker (e.g. 0.80:1.25:0.025); empty: off
+speed_perturb=false          # true: the phone models train on 3-way speed-perturbed copies
+speed_factors="0.9 1.0 1.1"  # the speeds of --speed-perturb (1.0: the originals)
 device=cpu        # cpu or cuda
 synth_model=      # the synth recipe's phone model (final.pt): stage 5 runs with it
 synth_data=       # a synth recipe data dir with phone transcripts: stage 5 trains on it too
@@ -94,6 +99,8 @@ exp=exp           # experiments
 
 thread_opts=()
 [ "$threads" -gt 0 ] && thread_opts+=(--threads "$threads")
+train=train  # the phone models' training set in each data dir
+[ "$speed_perturb" = true ] && train=train_sp
 # the data and exp folders of each part: $data and $exp themselves, or a foldK in each
 parts=("")
 if [ "$folds" -gt 0 ]; then
@@ -108,12 +115,21 @@ if run_stage 0; then
   sample_opt=()
   $sample && sample_opt=(--sample --folds "$folds")
   asr prepare timit "$corpus_dir" "$data" "${sample_opt[@]}"
+  if [ "$train" = train_sp ]; then
+    full=()
+    [ "$folds" -gt 0 ] && full=(full)
+    for p in "${parts[@]}" "${full[@]}"; do
+      d=$data${p:+/$p}
+      # shellcheck disable=SC2086  # the factors, split on whitespace on purpose
+      asr data speed-perturb "$d/train" "$d/train_sp" --factors $speed_factors --no-progress
+    done
+  fi
 fi
 
 if run_stage 1; then
   echo "== stage 1: features ($feature_conf)"
   for p in "${parts[@]}"; do
-    for s in train dev test; do
+    for s in "$train" dev test; do
       asr features "$data${p:+/$p}/$s" --config "$feature_conf" --no-progress
     done
   done
@@ -121,7 +137,7 @@ fi
 
 # train, decode and score one model: PART NAME CONF DATA_SUFFIX TRAIN [extra asr train options]
 # (PART: empty, or foldK: the folder under $data and $exp; TRAIN: the training set's folder
-# there; dev, test and the bigram's transcripts are dev$DATA_SUFFIX, test.. and train..)
+# there; dev and test are dev$DATA_SUFFIX and test..; the bigram learns train's transcripts)
 train_decode_score() {
   local part=$1 name=$2 train_conf=$3 suffix=$4 train_set=$5
   shift 5
@@ -134,7 +150,7 @@ train_decode_score() {
   asr decode "$e/final.pt" "$d/test$suffix" "$e/decode_beam$beam_size" \
     --beam-size "$beam_size" --device "$device" --no-progress "${thread_opts[@]}" 2>>"$e.log"
   asr decode "$e/final.pt" "$d/test$suffix" "$e/decode_beam${beam_size}_bigram" \
-    --beam-size "$beam_size" --bigram-lm "$d/train$suffix/text" --lm-weight "$lm_weight" \
+    --beam-size "$beam_size" --bigram-lm "$d/train/text" --lm-weight "$lm_weight" \
     --insertion-bonus "$insertion_bonus" --device "$device" --no-progress "${thread_opts[@]}" \
     2>>"$e.log"
   if [ -n "$vtln" ]; then
@@ -142,7 +158,7 @@ train_decode_score() {
     asr decode "$e/final.pt" "$d/test$suffix" "$e/decode_greedy_vtln" --vtln "$vtln" \
       --device "$device" --no-progress "${thread_opts[@]}" 2>>"$e.log"
     asr decode "$e/final.pt" "$d/test$suffix" "$e/decode_beam${beam_size}_bigram_vtln" \
-      --vtln "$vtln" --beam-size "$beam_size" --bigram-lm "$d/train$suffix/text" \
+      --vtln "$vtln" --beam-size "$beam_size" --bigram-lm "$d/train/text" \
       --lm-weight "$lm_weight" --insertion-bonus "$insertion_bonus" --device "$device" \
       --no-progress "${thread_opts[@]}" 2>>"$e.log"
   fi
@@ -162,7 +178,7 @@ decoders=(greedy "beam$beam_size" "beam${beam_size}_bigram")
 models=(blstm)
 if run_stage 2; then
   echo "== stage 2-4: train ($conf), decode, score"
-  for p in "${parts[@]}"; do train_decode_score "$p" blstm "$conf" "" train; done
+  for p in "${parts[@]}"; do train_decode_score "$p" blstm "$conf" "" "$train"; done
 fi
 
 synth_features=../synth/conf/fbank.yaml
@@ -171,10 +187,10 @@ synth_feature_copy() {
   asr data copy "$1" "$1_synthfeat"
   asr features "$1_synthfeat" --config "$synth_features" --no-progress
 }
-# DIR/train_multi: DIR/train and the chosen synthetic utterances, with the synth features and
+# DIR/train_multi: DIR/$train and the chosen synthetic utterances, with the synth features and
 # per-speaker CMVN (the synthetic voices are its speakers)
 multi_condition_set() {
-  asr data combine "$1/train_multi" "$1/train" "$data/synth"
+  asr data combine "$1/train_multi" "$1/$train" "$data/synth"
   asr features "$1/train_multi" --config "$synth_features" --no-progress
 }
 
@@ -203,10 +219,10 @@ if run_stage 5 && [ -n "$synth_model$synth_data" ]; then
   fi
   for p in "${parts[@]}"; do
     d=$data${p:+/$p}
-    for s in train dev test; do synth_feature_copy "$d/$s"; done
-    train_decode_score "$p" blstm_synthfeat "$conf" _synthfeat train_synthfeat
+    for s in "$train" dev test; do synth_feature_copy "$d/$s"; done
+    train_decode_score "$p" blstm_synthfeat "$conf" _synthfeat "${train}_synthfeat"
     if [ -n "$synth_model" ]; then
-      train_decode_score "$p" blstm_synthinit "$conf" _synthfeat train_synthfeat \
+      train_decode_score "$p" blstm_synthinit "$conf" _synthfeat "${train}_synthfeat" \
         --init-from "$synth_model"
     fi
     if [ -n "$synth_data" ]; then
@@ -293,11 +309,13 @@ if run_stage 7 && [ "$folds" -gt 0 ]; then
   init_opts=()
   case $name in
     blstm)
-      for s in train dev; do asr features "$full/$s" --config "$feature_conf" --no-progress; done
-      train_set=train dev_set=dev ;;
+      for s in "$train" dev; do
+        asr features "$full/$s" --config "$feature_conf" --no-progress
+      done
+      train_set=$train dev_set=dev ;;
     blstm_synthfeat | blstm_synthinit | blstm_multi)
-      for s in train dev; do synth_feature_copy "$full/$s"; done
-      train_set=train_synthfeat dev_set=dev_synthfeat
+      for s in "$train" dev; do synth_feature_copy "$full/$s"; done
+      train_set=${train}_synthfeat dev_set=dev_synthfeat
       if [ "$name" = blstm_synthinit ]; then
         [ -n "$synth_model" ] || { echo "run.sh: --starter $name needs --synth-model" >&2; exit 1; }
         init_opts=(--init-from "$synth_model")
