@@ -115,7 +115,8 @@ class SynthConfig:
     # gets a vocal-tract factor v from this range, which scales its formants by v and leaves
     # its tempo and pitch as drawn. The engine speaks at rate/v and pitch/v, and the audio is
     # then played v times faster (the speed change scales all three by v). Voices whose pitch
-    # the engine cannot set (flite rms, festival's HTS voice) get pitch x v as well. (1, 1): off.
+    # the engine cannot set (flite rms, festival's HTS voice, piper) get pitch x v as well.
+    # (1, 1): off.
     train_vocal_tract: tuple[float, float] = (1.0, 1.0)
     vocal_tract_engines: tuple[str, ...] = ("flite", "festival", "piper")
     # 0: each utterance draws its own voice. N > 0: as a LibriSpeech reader reads a chapter,
