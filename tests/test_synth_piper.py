@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import missing
 
 from asr.corpora.synthetic import corpus as synth
 from asr.corpora.synthetic import piper
@@ -19,7 +20,6 @@ from asr.corpora.synthetic.phones import ipa_segments
 from asr.corpora.synthetic.voice import PhoneSegment, Prosody, SynthesisError, Voice
 from asr.data.datadir import DataDir
 from asr.units.phones import PHONES_39
-from tests.conftest import missing
 
 JOE = Voice("piper", "en_US-joe-medium")
 
