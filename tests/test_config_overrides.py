@@ -98,8 +98,14 @@ def conf(tmp_path) -> Path:
     "override, names",
     [
         # the key, and the keys valid at its level
-        ("training.lrr=0.1", ["unknown training option(s) lrr", "(known: ", "init_from, lr, lr_"]),
-        ("model.hiden_size=4", ["unknown model option(s) hiden_size", "hidden_size, input_dim"]),
+        (
+            "training.lrr=0.1",
+            ["unknown training option(s) lrr", "(known: ", "loss_normalization, lr, lr_"],
+        ),
+        (
+            "model.hiden_size=4",
+            ["unknown model option(s) hiden_size", "hidden_size, init_uniform, input_dim"],
+        ),
         ("trainig.lr=0.1", ["unknown section(s) trainig (known: model, training)"]),
         # wrong types
         ("training.lr=fast", ["lr must be a number, got 'fast'"]),

