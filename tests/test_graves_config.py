@@ -336,28 +336,28 @@ def test_the_recipe_configs_say_what_the_paper_says() -> None:
 # --- bad values ------------------------------------------------------------------------------
 
 
+def _assert_one_line_file_error(path: Path, section: str, key: str, value: object) -> None:
+    """A config file setting ``section.key: value`` fails to load in one line naming the
+    file and the key."""
+    path.write_text(yaml.safe_dump({section: {key: value}}))
+    with pytest.raises(ConfigError) as info:
+        load_train_config(path)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(str(path)) and key in message
+
+
 @pytest.mark.parametrize("value", ["sequence", "", None, 1, ["token"]])
 def test_a_bad_loss_normalization_is_a_one_line_error(tmp_path, value) -> None:
     with pytest.raises(ConfigError, match="loss_normalization must be one of token, utterance"):
         TrainConfig.from_dict({"loss_normalization": value})
-    path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump({"training": {"loss_normalization": value}}))
-    with pytest.raises(ConfigError) as info:
-        load_train_config(path)
-    message = str(info.value)
-    assert "\n" not in message and message.startswith(str(path)) and "loss_normalization" in message
+    _assert_one_line_file_error(tmp_path / "c.yaml", "training", "loss_normalization", value)
 
 
 @pytest.mark.parametrize("value", [-0.1, float("nan"), float("inf"), True, "0.1", None])
 def test_a_bad_init_uniform_is_a_one_line_error(tmp_path, value) -> None:
     with pytest.raises(ConfigError, match="init_uniform must be a"):
         ModelConfig.from_dict({"input_dim": 3, "num_tokens": 4, "init_uniform": value})
-    path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump({"model": {"init_uniform": value}}))
-    with pytest.raises(ConfigError) as info:
-        load_train_config(path)
-    message = str(info.value)
-    assert "\n" not in message and message.startswith(str(path)) and "init_uniform" in message
+    _assert_one_line_file_error(tmp_path / "c.yaml", "model", "init_uniform", value)
 
 
 def test_the_cli_names_a_bad_option_in_one_line(tmp_path, capsys) -> None:
